@@ -4,7 +4,7 @@
 export const errorKinds = {
   invalid_request: { status: 400, type: "invalid_request_error", code: null },
   invalid_audio: { status: 400, type: "invalid_request_error", code: "invalid_audio" },
-  missing_api_key: { status: 401, type: "invalid_request_error", code: "missing_api_key" },
+  missing_api_key: { status: 401, type: "invalid_request_error", code: null },
   invalid_api_key: { status: 401, type: "invalid_request_error", code: "invalid_api_key" },
   not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
   model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
@@ -28,6 +28,8 @@ export interface ApiErrorOptions {
   param?: string;
   /** Seconds the client should wait before retrying; sent as `Retry-After`. */
   retryAfterSeconds?: number;
+  /** False for a server-side error that will recur: sent as `x-should-retry: false`. */
+  retryable?: boolean;
   cause?: unknown;
 }
 
@@ -38,6 +40,7 @@ export class ApiError extends Error {
   readonly code: string | null;
   readonly param: string | null;
   readonly retryAfterSeconds: number | undefined;
+  readonly retryable: boolean;
 
   constructor(kind: ErrorKind, message: string, options: ApiErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -48,6 +51,7 @@ export class ApiError extends Error {
     this.code = errorKinds[kind].code;
     this.param = options.param ?? null;
     this.retryAfterSeconds = options.retryAfterSeconds;
+    this.retryable = options.retryable ?? true;
   }
 }
 

@@ -1,0 +1,67 @@
+// The Fastify application, apart from the process that listens, so tests can `inject` into it.
+import multipart from "@fastify/multipart";
+import Fastify, { type FastifyInstance } from "fastify";
+import { findFfmpeg } from "./audio/ffmpeg-binary.js";
+import { readBuildInfo, type BuildInfo } from "./build-info.js";
+import type { Config } from "./config.js";
+import { ModelPool } from "./engine/model-pool.js";
+import { JobScheduler } from "./engine/scheduler.js";
+import { ModelStore } from "./models/store.js";
+import authPlugin from "./plugins/auth.js";
+import errorsPlugin from "./plugins/errors.js";
+import { audioRoutes } from "./routes/audio.js";
+import { healthRoutes } from "./routes/health.js";
+import { modelRoutes } from "./routes/models.js";
+import { multipartLimits, rejectOversizedRequest } from "./upload/form.js";
+import { loggerOptions, type LogDestination } from "./logger.js";
+
+export interface AppOptions {
+  /** Where logs go; stdout by default. Tests pass a stream to read them. */
+  logDestination?: LogDestination;
+  build?: BuildInfo;
+  /** The ffmpeg executable; found as the server would find it when not given. */
+  ffmpegPath?: string;
+}
+
+/** Fields of the form other than the file: the request may exceed the file limit by this much. */
+const FORM_OVERHEAD_BYTES = 1024 * 1024;
+
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: loggerOptions(config.logLevel, options.logDestination),
+    // Node's own limit on receiving a whole request; a slow upload of 25 MB fits comfortably.
+    requestTimeout: 300_000,
+    bodyLimit: config.maxUploadBytes + FORM_OVERHEAD_BYTES,
+    return503OnClosing: true,
+  });
+
+  const build = options.build ?? readBuildInfo();
+  const ffmpegPath =
+    options.ffmpegPath ?? (await findFfmpeg({ configuredPath: config.ffmpegPath })).path;
+  const store = new ModelStore(config.modelDir, config.defaultModel);
+  const pool = new ModelPool(config, app.log);
+  const scheduler = new JobScheduler(config.maxConcurrentJobs, config.maxQueuedJobs);
+  app.addHook("onClose", async () => {
+    await scheduler.whenIdle();
+    await pool.close();
+  });
+
+  await app.register(errorsPlugin, { maxUploadBytes: config.maxUploadBytes });
+  await app.register(authPlugin, { apiKeys: config.apiKeys });
+  await app.register(multipart, {
+    limits: multipartLimits(config.maxUploadBytes),
+    throwFileSizeLimit: true,
+  });
+  app.addHook("onRequest", rejectOversizedRequest(config.maxUploadBytes, FORM_OVERHEAD_BYTES));
+
+  await app.register(healthRoutes, { build, authEnabled: config.apiKeys.length > 0 });
+  await app.register(modelRoutes, { store, pool });
+  await app.register(audioRoutes, {
+    store,
+    pool,
+    scheduler,
+    ffmpegPath,
+    maxAudioSeconds: config.maxAudioSeconds,
+  });
+  return app;
+}
