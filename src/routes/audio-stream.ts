@@ -13,7 +13,7 @@ export async function streamTranscription(
   service: TranscriptionService,
   audioRequest: AudioRequest,
   file: UploadedFile,
-  context: JobContext,
+  context: JobContext & { cleanUp: () => Promise<void> },
 ): Promise<FastifyReply> {
   const stream = new EventStream(reply);
   let isFirstDelta = true;
@@ -26,6 +26,7 @@ export async function streamTranscription(
 
   try {
     const transcript = await transcribeFile(service, audioRequest, file, { ...context, onSegment });
+    await context.cleanUp();
     stream.send({ type: "transcript.text.done", text: transcript.text });
   } catch (error) {
     if (!stream.started) throw error;
@@ -36,6 +37,7 @@ export async function streamTranscription(
         : new ApiError("internal", "The server had an error while processing your request.");
     stream.send(toErrorBody(apiError));
   }
+  await context.cleanUp();
   stream.end();
   return reply;
 }

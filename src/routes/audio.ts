@@ -2,7 +2,7 @@
 // Reference: https://platform.openai.com/docs/api-reference/audio
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../errors.js";
-import { renderTranscript } from "../transcription/formats.js";
+import { renderTranscript, type RenderedTranscript } from "../transcription/formats.js";
 import { parseAudioRequest, type AudioRequest } from "../transcription/request.js";
 import {
   transcribeFile,
@@ -34,23 +34,28 @@ async function handleAudioRequest(
 ): Promise<FastifyReply> {
   const folder = new UploadFolder();
   const disconnect = abortOnDisconnect(reply);
+  // The upload is removed before the response goes out, so no client ever sees it linger.
+  const cleanUp = async () => {
+    disconnect.dispose();
+    await folder.remove();
+  };
+  let rendered: RenderedTranscript;
   try {
     const { audioRequest, file } = await readAudioRequest(request, folder, task);
     const context = { log: request.log, signal: disconnect.signal };
 
     if (audioRequest.stream) {
-      return await streamTranscription(reply, service, audioRequest, file, context);
+      return await streamTranscription(reply, service, audioRequest, file, { ...context, cleanUp });
     }
 
     const transcript = await transcribeFile(service, audioRequest, file, context);
-    const rendered = renderTranscript(transcript, audioRequest.responseFormat, {
+    rendered = renderTranscript(transcript, audioRequest.responseFormat, {
       wordTimestamps: audioRequest.wordTimestamps,
     });
-    return reply.type(rendered.contentType).send(rendered.body);
   } finally {
-    disconnect.dispose();
-    await folder.remove();
+    await cleanUp();
   }
+  return reply.type(rendered.contentType).send(rendered.body);
 }
 
 async function readAudioRequest(
