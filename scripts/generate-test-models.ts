@@ -5,7 +5,7 @@
 //   --out DIR    folder for DIR/ggml-NAME.bin; files that exist with the right size are kept
 //   --only NAME  models to write (repeatable, or names after it); default: every model
 //   --verify     load each model with smart-whisper and time one transcription of 11 s
-import { open, mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -98,26 +98,29 @@ export function modelFileBytes(hyperparameters: WhisperHyperparameters): number 
   return header + melFilters + vocabulary + tensors;
 }
 
+export interface ModelWriteOptions {
+  /** Seed of the random weights; the default gives the committed test models' bytes. */
+  seed?: number;
+  /**
+   * Leaves every tensor's data as a hole in a sparse file, which reads as zeros. It writes a
+   * full-size large model in milliseconds, for tests that only read the structure.
+   */
+  zeroWeights?: boolean;
+}
+
 /**
- * Writes a model with random weights drawn from `seed`. The file appears under its name only
- * when complete, so a reader never sees half a model.
+ * Writes a model with random weights. The file appears under its name only when complete, so a
+ * reader never sees half a model.
  */
 export async function writeModelFile(
   modelPath: string,
   hyperparameters: WhisperHyperparameters,
-  seed = SEED,
+  options: ModelWriteOptions = {},
 ): Promise<void> {
   const partialPath = `${modelPath}.${process.pid}.partial`;
   const file = await open(partialPath, "w");
   try {
-    await file.write(encodeHeader(hyperparameters));
-    await file.write(encodeMelFilters(hyperparameters.nMels));
-    await file.write(encodeVocabulary(textTokenCount(hyperparameters)));
-    const tensors = expectedTensors(hyperparameters);
-    for (const [index, spec] of tensors.entries()) {
-      await file.write(encodeTensorHeader(spec));
-      await file.write(randomTensorData(spec, seed + index));
-    }
+    await writeModel(file, hyperparameters, options);
   } catch (error) {
     await file.close();
     await rm(partialPath, { force: true });
@@ -125,6 +128,28 @@ export async function writeModelFile(
   }
   await file.close();
   await rename(partialPath, modelPath);
+}
+
+async function writeModel(
+  file: FileHandle,
+  hyperparameters: WhisperHyperparameters,
+  { seed = SEED, zeroWeights = false }: ModelWriteOptions,
+): Promise<void> {
+  let position = 0;
+  const append = async (bytes: Buffer) => {
+    await file.write(bytes, 0, bytes.length, position);
+    position += bytes.length;
+  };
+
+  await append(encodeHeader(hyperparameters));
+  await append(encodeMelFilters(hyperparameters.nMels));
+  await append(encodeVocabulary(textTokenCount(hyperparameters)));
+  for (const [index, spec] of expectedTensors(hyperparameters).entries()) {
+    await append(encodeTensorHeader(spec));
+    if (zeroWeights) position += tensorDataBytes(spec);
+    else await append(randomTensorData(spec, seed + index));
+  }
+  await file.truncate(position);
 }
 
 function encodeHeader(h: WhisperHyperparameters): Buffer {
