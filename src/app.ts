@@ -41,6 +41,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const store = new ModelStore(config.modelDir, config.defaultModel);
   const pool = new ModelPool(config, app.log);
   const scheduler = new JobScheduler(config.maxConcurrentJobs, config.maxQueuedJobs);
+  closeConnectionsWhileStopping(app);
   app.addHook("onClose", async () => {
     await scheduler.whenIdle();
     await pool.close();
@@ -64,4 +65,18 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     maxAudioSeconds: config.maxAudioSeconds,
   });
   return app;
+}
+
+/**
+ * Once `close()` has begun, responses carry `Connection: close`, so a keep-alive client does not
+ * hold its socket open and the server can stop as soon as running requests end.
+ */
+function closeConnectionsWhileStopping(app: FastifyInstance): void {
+  let stopping = false;
+  app.addHook("preClose", async () => {
+    stopping = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (stopping) reply.header("connection", "close");
+  });
 }
