@@ -147,13 +147,14 @@ interface DownloadSettings extends DownloadOptions {
  * file. Within one process, share the download through SingleFlight.
  */
 export async function downloadModelFile(options: DownloadOptions): Promise<DownloadResult> {
+  // `??` rather than a spread, so that an option passed as undefined keeps its default.
   const settings: DownloadSettings = {
-    connectTimeoutMs: 5_000,
-    stallTimeoutMs: 30_000,
-    maxRedirects: 5,
-    resumeAttempts: 3,
-    resumeDelayMs: 1_000,
     ...options,
+    connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+    stallTimeoutMs: options.stallTimeoutMs ?? 30_000,
+    maxRedirects: options.maxRedirects ?? 5,
+    resumeAttempts: options.resumeAttempts ?? 3,
+    resumeDelayMs: options.resumeDelayMs ?? 1_000,
   };
   await mkdir(path.dirname(settings.destination), { recursive: true });
 
@@ -165,7 +166,8 @@ export async function downloadModelFile(options: DownloadOptions): Promise<Downl
     } catch (error) {
       if (isResumable(error) && resumes < settings.resumeAttempts) {
         resumes += 1;
-        settings.logger?.warn({ err: error, url: settings.url, resumes }, "resuming download");
+        const context = { err: error, url: settings.url, resumes };
+        settings.logger?.warn(context, "download interrupted, resuming");
         await pause(settings.resumeDelayMs, settings.signal);
       } else if (isStalePartial(error) && !restartedAfterMismatch) {
         // The kept bytes may belong to an older revision of the file, so try once from zero.

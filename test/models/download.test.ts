@@ -102,6 +102,14 @@ describe("downloadModelFile", () => {
     expect(cdnRanges()).toEqual([undefined]);
   });
 
+  it("keeps defaults for options passed as undefined", async () => {
+    hub.behaviour.chunkDelayMs = 20;
+
+    const result = await download({ connectTimeoutMs: undefined, stallTimeoutMs: undefined });
+
+    expect(result.sha256).toBe(MODEL_SHA256);
+  });
+
   it("replaces an existing file at the destination", async () => {
     await download();
     await writeFile(destination, "old contents");
