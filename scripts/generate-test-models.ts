@@ -99,7 +99,7 @@ export function modelFileBytes(hyperparameters: WhisperHyperparameters): number 
 }
 
 export interface ModelWriteOptions {
-  /** Seed of the random weights; the default gives the committed test models' bytes. */
+  /** Seed of the random weights. ensureTestModels and the command line use the default. */
   seed?: number;
   /**
    * Leaves every tensor's data as a hole in a sparse file, which reads as zeros. It writes a

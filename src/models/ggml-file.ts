@@ -285,9 +285,8 @@ export class InvalidModelFileError extends Error {
  * data, and throws InvalidModelFileError unless whisper.cpp would load the file.
  */
 export async function inspectModelFile(path: string): Promise<ModelFileInfo> {
-  const handle = await openModelFile(path);
+  const { handle, size } = await openModelFile(path);
   try {
-    const { size } = await handle.stat();
     if (size === 0) throw new InvalidModelFileError(path, "the file is empty");
 
     const reader = new ModelFileReader(handle, size, path);
@@ -301,7 +300,7 @@ export async function inspectModelFile(path: string): Promise<ModelFileInfo> {
   }
 }
 
-async function openModelFile(path: string): Promise<FileHandle> {
+async function openModelFile(path: string): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
     handle = await open(path, "r");
@@ -313,7 +312,7 @@ async function openModelFile(path: string): Promise<FileHandle> {
     await handle.close();
     throw new InvalidModelFileError(path, "not a regular file");
   }
-  return handle;
+  return { handle, size: stats.size };
 }
 
 function describeOpenError(error: unknown): string {
@@ -374,12 +373,16 @@ async function readVocabulary(reader: ModelFileReader, nVocab: number): Promise<
 
   let hasSpaceToken = false;
   for (let id = 0; id < count; id++) {
+    const where = `token ${id} of the vocabulary`;
     // Awaiting only to refill the window keeps 50,000 tokens to a few milliseconds.
-    if (!reader.isBuffered(4)) await reader.require(4, `token ${id} of the vocabulary`);
+    if (!reader.isBuffered(4)) await reader.require(4, where);
     const length = reader.uint32();
-    if (!reader.isBuffered(length)) await reader.require(length, `token ${id} of the vocabulary`);
-    const token = reader.bytes(length);
-    if (length === 1 && token[0] === 0x20) hasSpaceToken = true;
+    if (length !== 1) {
+      reader.skip(length, where);
+      continue;
+    }
+    if (!reader.isBuffered(1)) await reader.require(1, where);
+    if (reader.bytes(1)[0] === 0x20) hasSpaceToken = true;
   }
   if (!hasSpaceToken) reader.reject('the vocabulary has no single-space token (" ")');
 }
@@ -390,7 +393,8 @@ async function readTensors(reader: ModelFileReader, expected: TensorSpec[]): Pro
 
   while (reader.position < reader.size) {
     if (remaining.size === 0) {
-      reader.reject(`${reader.size - reader.position} unexpected bytes after the last tensor`);
+      const extraBytes = reader.size - reader.position;
+      reader.reject(`unexpected data after the last tensor (${extraBytes} bytes)`);
     }
     const header = await readTensorHeader(reader, seen.size);
     const spec = remaining.get(header.name);

@@ -190,11 +190,11 @@ const corruptions: Record<string, () => { bytes: Buffer; reason: RegExp }> = {
   }),
   "one trailing byte": () => ({
     bytes: Buffer.concat([microEn, Buffer.alloc(1)]),
-    reason: /^1 unexpected bytes after the last tensor$/,
+    reason: /^unexpected data after the last tensor \(1 bytes\)$/,
   }),
   "40 trailing bytes": () => ({
     bytes: Buffer.concat([microEn, Buffer.alloc(40)]),
-    reason: /^40 unexpected bytes after the last tensor$/,
+    reason: /^unexpected data after the last tensor \(40 bytes\)$/,
   }),
   "a renamed tensor": () => ({
     bytes: renamed("encoder.conv1.weight", "encoder.conv9.weight"),
@@ -236,6 +236,10 @@ const corruptions: Record<string, () => { bytes: Buffer; reason: RegExp }> = {
   "a vocabulary larger than n_vocab": () => ({
     bytes: editedMicroEn((bytes) => bytes.writeInt32LE(60_000, VOCABULARY_OFFSET)),
     reason: /^vocabulary count 60000 is out of range 0\.\.51864 \(n_vocab\)$/,
+  }),
+  "a token longer than the file": () => ({
+    bytes: editedMicroEn((bytes) => bytes.writeUInt32LE(0xfffffff0, VOCABULARY_OFFSET + 4)),
+    reason: /^ends inside token 0 of the vocabulary$/,
   }),
   "a vocabulary without a space token": () => ({
     bytes: editedMicroEn((bytes) => {
