@@ -6,6 +6,9 @@ import type { DestinationStream, LoggerOptions } from "pino";
 export type LogDestination = DestinationStream;
 
 const redactedPaths = [
+  // Any object one level down that carries headers, such as the busboy options that
+  // @fastify/multipart logs at trace level.
+  "*.headers.authorization",
   "req.headers.authorization",
   "request.headers.authorization",
   "headers.authorization",

@@ -113,7 +113,8 @@ describe("server process", () => {
     const response = await upload;
 
     expect(response.status).toBe(200);
-    expect(typeof (await response.json()).text).toBe("string");
+    const body = (await response.json()) as { text: unknown };
+    expect(typeof body.text).toBe("string");
     expect(await server.exited).toBe(0);
     expect(server.output()).toContain("stopped");
   });
