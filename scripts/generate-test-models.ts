@@ -87,7 +87,7 @@ async function fileSize(filePath: string): Promise<number | undefined> {
 }
 
 /** Returns the byte size of the file writeModelFile produces for these hyperparameters. */
-export function modelFileBytes(hyperparameters: WhisperHyperparameters): number {
+function modelFileBytes(hyperparameters: WhisperHyperparameters): number {
   const header = 4 + 11 * 4;
   const melFilters = 8 + hyperparameters.nMels * MEL_FILTER_FFT_BINS * 4;
   const vocabulary = encodeVocabulary(textTokenCount(hyperparameters)).length;
@@ -337,11 +337,11 @@ function createRandom(seed: number): () => number {
 const SAMPLE_RATE = 16_000;
 
 // Greedy decoding with a token cap: random weights rarely emit end-of-text, and temperature
-// fallback would rerun every window at higher temperatures.
+// fallback would rerun every window at higher temperatures. Threads stay at whisper.cpp's
+// default, min(4, hardware threads).
 const verificationParams = {
   strategy: 0, // WHISPER_SAMPLING_GREEDY
   language: "en",
-  n_threads: 2,
   max_tokens: 32,
   temperature_inc: 0,
   format: "simple",
