@@ -1,6 +1,6 @@
 // Conversion of whisper.cpp's segments into OpenAI's segment and word objects.
 import { deflateSync } from "node:zlib";
-import type { Segment, Word } from "../transcription/types.js";
+import type { Segment, TokenLogprob, Word } from "../transcription/types.js";
 import type { NativeSegment, NativeToken } from "./binding.js";
 
 /** Token ids from this one up are special (end of text, language, task and timestamp tokens). */
@@ -79,4 +79,13 @@ export function toWords(native: NativeSegment, durationSeconds: number): Word[] 
   return words
     .map((word) => ({ ...word, word: word.word.trim() }))
     .filter((word) => word.word.length > 0);
+}
+
+/** The text tokens of a segment with their log probabilities. */
+export function toTokenLogprobs(native: NativeSegment): TokenLogprob[] {
+  return (native.tokens ?? []).filter(isTextToken).map((token) => ({
+    token: token.text,
+    logprob: Math.log(Math.max(token.p, 1e-10)),
+    bytes: [...Buffer.from(token.text, "utf8")],
+  }));
 }

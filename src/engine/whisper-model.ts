@@ -5,7 +5,7 @@ import type { Segment, Task, Transcript, Word } from "../transcription/types.js"
 import type { ModelFileInfo } from "../models/ggml-file.js";
 import { languageId } from "../transcription/languages.js";
 import { loadAddon, type NativeModel, type NativeParams, type NativeSegment } from "./binding.js";
-import { toSegment, toWords } from "./segments.js";
+import { toSegment, toTokenLogprobs, toWords } from "./segments.js";
 
 export const SAMPLE_RATE = 16_000;
 
@@ -26,6 +26,7 @@ export interface TranscribeOptions {
   /** 0 to 1. */
   temperature: number;
   wordTimestamps: boolean;
+  logprobs?: boolean;
   /** Called with each segment as whisper.cpp produces it. */
   onSegment?: (segment: Segment) => void;
 }
@@ -70,6 +71,7 @@ export class WhisperModel {
     if (options.wordTimestamps) {
       transcript.words = nativeSegments.flatMap((native): Word[] => toWords(native, durationSeconds));
     }
+    if (options.logprobs) transcript.logprobs = nativeSegments.flatMap(toTokenLogprobs);
     return transcript;
   }
 

@@ -94,8 +94,12 @@ function durationUsage(duration: number): DurationUsage {
   return { type: "duration", seconds };
 }
 
-function renderJson(transcript: Transcript): { text: string; usage: DurationUsage } {
-  return { text: transcript.text.trim(), usage: durationUsage(transcript.duration) };
+function renderJson(transcript: Transcript) {
+  return {
+    text: transcript.text.trim(),
+    ...(transcript.logprobs ? { logprobs: transcript.logprobs } : {}),
+    usage: durationUsage(transcript.duration),
+  };
 }
 
 interface VerboseTranscriptBody {

@@ -55,6 +55,7 @@ export async function transcribeFile(
         prompt: request.prompt,
         temperature: request.temperature,
         wordTimestamps: request.wordTimestamps,
+        logprobs: request.logprobs,
         onSegment: context.onSegment,
       });
       context.log.info(

@@ -24,6 +24,15 @@ export interface Segment {
   no_speech_prob: number;
 }
 
+/** One token's log probability, as `include[]=logprobs` returns it. */
+export interface TokenLogprob {
+  token: string;
+  /** Natural log of the token's probability. */
+  logprob: number;
+  /** The token's UTF-8 bytes. */
+  bytes: number[];
+}
+
 export interface Transcript {
   task: Task;
   /** ISO-639-1 code of the spoken language (detected or requested), such as `en`. */
@@ -34,6 +43,8 @@ export interface Transcript {
   segments: Segment[];
   /** Present when word timestamps were requested. */
   words?: Word[];
+  /** Present when `include[]=logprobs` was requested. */
+  logprobs?: TokenLogprob[];
 }
 
 export type ResponseFormat = "json" | "text" | "srt" | "verbose_json" | "vtt";

@@ -123,6 +123,19 @@ describe("POST /v1/audio/transcriptions", () => {
     }
   });
 
+  it("adds token logprobs to json on include[]=logprobs", async () => {
+    const response = await transcribe({ model: "whisper-1", "include[]": "logprobs" });
+
+    expect(response.statusCode).toBe(200);
+    const body = response.json();
+    expect(body.logprobs.length).toBeGreaterThan(0);
+    for (const entry of body.logprobs) {
+      expect(typeof entry.token).toBe("string");
+      expect(entry.logprob).toBeLessThanOrEqual(0);
+      expect(Buffer.from(entry.bytes).toString("utf8")).toBe(entry.token);
+    }
+  });
+
   it("treats an English-only model's language as English", async () => {
     const response = await transcribe({ model: "micro.en", response_format: "verbose_json" });
 
