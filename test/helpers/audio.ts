@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { findFfmpeg } from "../../src/audio/ffmpeg-binary.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -14,10 +15,14 @@ export class AudioWorkspace {
     return new AudioWorkspace(await mkdtemp(path.join(tmpdir(), "earshot-test-audio-")));
   }
 
-  /** Runs ffmpeg with `args` writing `name` in the workspace; returns the file's bytes. */
+  /**
+   * Runs ffmpeg with `args` writing `name` in the workspace; returns the file's bytes. The
+   * executable is the one the server would use, so tests run where no system ffmpeg exists.
+   */
   async ffmpeg(name: string, args: string[]): Promise<Buffer> {
     const output = path.join(this.folder, name);
-    await execFileAsync("ffmpeg", ["-loglevel", "error", "-y", ...args, output]);
+    const { path: ffmpegPath } = await findFfmpeg();
+    await execFileAsync(ffmpegPath, ["-loglevel", "error", "-y", ...args, output]);
     return readFile(output);
   }
 
@@ -34,8 +39,3 @@ export class AudioWorkspace {
   }
 }
 
-/** Files in the temporary folder that earshot creates for uploads. */
-export async function uploadFolders(): Promise<string[]> {
-  const { readdir } = await import("node:fs/promises");
-  return (await readdir(tmpdir())).filter((name) => name.startsWith("earshot-upload-"));
-}
