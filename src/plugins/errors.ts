@@ -73,6 +73,11 @@ function handleError(
   reply: FastifyReply,
   options: ErrorHandlerOptions,
 ): FastifyReply {
+  if (reply.raw.destroyed) {
+    // The client went away: its queued job was dropped and ffmpeg stopped; nobody is listening.
+    request.log.info({ err: error }, "client closed the connection before the response");
+    return reply;
+  }
   const apiError = toApiError(error, options);
   if (apiError && apiError.status < 500) {
     request.log.info({ status: apiError.status, code: apiError.code }, apiError.message);
