@@ -9,6 +9,7 @@ import { pino } from "pino";
 import { expect } from "vitest";
 
 import { SAMPLE_RATE } from "../../src/audio/decode.js";
+import { findFfmpeg } from "../../src/audio/ffmpeg-binary.js";
 
 const execFileAsync = promisify(execFile);
 
@@ -31,9 +32,13 @@ export function videoSource(seconds: number): string[] {
   return ["-f", "lavfi", "-i", `testsrc=size=64x64:rate=10:duration=${seconds}`];
 }
 
-/** Runs the system ffmpeg to write `outputPath`. */
+/**
+ * Runs ffmpeg to write `outputPath`: the executable the server would choose, so the tests also
+ * run on a machine whose only ffmpeg is the npm package's.
+ */
 export async function synthesize(args: string[], outputPath: string): Promise<string> {
-  await execFileAsync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-y", ...args, outputPath]);
+  const { path: ffmpegPath } = await findFfmpeg();
+  await execFileAsync(ffmpegPath, ["-hide_banner", "-loglevel", "error", "-y", ...args, outputPath]);
   return outputPath;
 }
 

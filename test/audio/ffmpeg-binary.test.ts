@@ -24,8 +24,8 @@ beforeAll(async () => {
   folder = await mkdtemp(path.join(tmpdir(), "earshot-ffmpeg-binary-test-"));
   emptyDirectory = path.join(folder, "empty");
   await mkdir(emptyDirectory);
-  const { stdout } = await execFileAsync("sh", ["-c", "command -v ffmpeg"]);
-  systemFfmpeg = stdout.trim();
+  // The ffmpeg found the server's way: a system one where installed, else the npm package's.
+  systemFfmpeg = (await findFfmpeg()).path;
 });
 
 afterAll(async () => {
