@@ -1,13 +1,12 @@
 // One loaded whisper.cpp model. Each transcription gets its own whisper state inside the addon,
 // so one loaded model serves concurrent jobs.
+import { SAMPLE_RATE } from "../audio/decode.js";
 import { ApiError } from "../errors.js";
 import type { Segment, Task, Transcript, Word } from "../transcription/types.js";
 import type { ModelFileInfo } from "../models/ggml-file.js";
 import { languageId } from "../transcription/languages.js";
 import { loadAddon, type NativeModel, type NativeParams, type NativeSegment } from "./binding.js";
 import { toSegment, toTokenLogprobs, toWords } from "./segments.js";
-
-export const SAMPLE_RATE = 16_000;
 
 export interface EngineSettings {
   threadsPerJob: number;
