@@ -1,4 +1,4 @@
-import type { Logger } from "pino";
+import type { BaseLogger } from "pino";
 
 /** A download's progress, as passed to `onProgress`. */
 export interface DownloadProgress {
@@ -74,7 +74,7 @@ export interface ProgressLoggerOptions {
  * most once every `intervalSeconds`, and always when `bytesDone` reaches `bytesTotal`.
  */
 export function createProgressLogger(
-  logger: Logger,
+  logger: Pick<BaseLogger, "info">,
   { fileName, intervalSeconds = 5 }: ProgressLoggerOptions,
 ): (progress: DownloadProgress) => void {
   let lastLogMs: number | undefined;

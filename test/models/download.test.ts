@@ -9,16 +9,19 @@ import { pino } from "pino";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import {
-  downloadModelFile,
   HubUnavailableError,
   IntegrityError,
   ModelDownloadError,
   ModelNotFoundOnHubError,
-  SingleFlight,
+} from "../../src/models/download-errors.js";
+import {
+  downloadModelFile,
+  hubFileUrl,
   whisperModelUrl,
   type DownloadOptions,
   type DownloadResult,
 } from "../../src/models/download.js";
+import { SingleFlight } from "../../src/models/single-flight.js";
 import { createProgressLogger, type DownloadProgress } from "../../src/models/progress.js";
 import { startStandInHub, type StandInHub } from "../helpers/stand-in-hub.js";
 
@@ -84,6 +87,14 @@ describe("whisperModelUrl", () => {
   it("defaults to huggingface.co", () => {
     expect(whisperModelUrl("ggml-base.bin")).toBe(
       "https://huggingface.co/ggerganov/whisper.cpp/resolve/main/ggml-base.bin",
+    );
+  });
+});
+
+describe("hubFileUrl", () => {
+  it("builds another repository's resolve path", () => {
+    expect(hubFileUrl("owner/repo", "ggml-model q5.bin", "http://127.0.0.1:9")).toBe(
+      "http://127.0.0.1:9/owner/repo/resolve/main/ggml-model%20q5.bin",
     );
   });
 });
