@@ -5,6 +5,7 @@
 //   --out DIR    folder for DIR/ggml-NAME.bin; files that exist with the right size are kept
 //   --only NAME  models to write (repeatable, or names after it); default: every model
 //   --verify     load each model with smart-whisper and time one transcription of 11 s
+//   --threads N  threads for --verify (default: whisper.cpp's min(4, hardware threads))
 import { mkdir, open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -336,9 +337,8 @@ function createRandom(seed: number): () => number {
 
 const SAMPLE_RATE = 16_000;
 
-// Greedy decoding with a token cap: random weights rarely emit end-of-text, and temperature
-// fallback would rerun every window at higher temperatures. Threads stay at whisper.cpp's
-// default, min(4, hardware threads).
+// Greedy decoding with a token cap: random weights may never emit end-of-text, and temperature
+// fallback would rerun every window at higher temperatures.
 const verificationParams = {
   strategy: 0, // WHISPER_SAMPLING_GREEDY
   language: "en",
@@ -349,21 +349,23 @@ const verificationParams = {
 
 /**
  * Loads a model with smart-whisper, transcribes `seconds` of synthetic audio once, and returns
- * the load and transcription times in milliseconds with the segments.
+ * the load and transcription times in milliseconds with the segments. `threads` defaults to
+ * whisper.cpp's min(4, hardware threads).
  */
-export async function verifyTestModel(modelPath: string, seconds: number) {
+export async function verifyTestModel(modelPath: string, seconds: number, threads?: number) {
   const { WhisperModel, binding } = await import("smart-whisper");
   const loadStart = performance.now();
   const model = await WhisperModel.load(modelPath, false);
   const loadMs = performance.now() - loadStart;
   try {
     const samples = syntheticAudio(seconds);
+    const params = threads ? { ...verificationParams, n_threads: threads } : verificationParams;
     const transcribeStart = performance.now();
     const segments = await new Promise<{ from: number; to: number; text: string }[]>(
       (resolve, reject) => {
         const finish = (results: unknown) =>
           results instanceof Error ? reject(results) : resolve(results as never);
-        binding.transcribe(model.handle!, samples, verificationParams, finish, () => {});
+        binding.transcribe(model.handle!, samples, params, finish, () => {});
       },
     );
     return { loadMs, transcribeMs: performance.now() - transcribeStart, segments };
@@ -387,16 +389,25 @@ function syntheticAudio(seconds: number): Float32Array {
   return samples;
 }
 
-async function main(): Promise<void> {
+interface CommandLine {
+  outDir: string;
+  names: TestModelName[];
+  verify: boolean;
+  threads: number | undefined;
+}
+
+function parseCommandLine(): CommandLine {
   const { values, positionals } = parseArgs({
     options: {
       out: { type: "string" },
       only: { type: "string", multiple: true },
       verify: { type: "boolean", default: false },
+      threads: { type: "string" },
     },
     allowPositionals: true,
   });
   if (!values.out) throw new Error("--out DIR is required: the folder to write models into");
+
   const requested = [...(values.only ?? []), ...positionals];
   const names = requested.length > 0 ? requested : Object.keys(testModels);
   const unknown = names.filter((name) => !(name in testModels));
@@ -405,11 +416,21 @@ async function main(): Promise<void> {
     throw new Error(`unknown model ${unknown.join(", ")}: choose from ${known}`);
   }
 
-  const paths = await ensureTestModels(values.out, names as TestModelName[]);
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) {
+    throw new Error(`--threads must be a positive integer, got ${values.threads}`);
+  }
+  return { outDir: values.out, names: names as TestModelName[], verify: values.verify, threads };
+}
+
+async function main(): Promise<void> {
+  const commandLine = parseCommandLine();
+  const paths = await ensureTestModels(commandLine.outDir, commandLine.names);
   for (const modelPath of paths) {
     console.log(modelPath);
-    if (!values.verify) continue;
-    const result = await verifyTestModel(modelPath, 11);
+    if (!commandLine.verify) continue;
+
+    const result = await verifyTestModel(modelPath, 11, commandLine.threads);
     const text = result.segments.map((segment) => segment.text).join("");
     console.log(
       `  loaded in ${result.loadMs.toFixed(0)} ms, transcribed 11 s in ` +
