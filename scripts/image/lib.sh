@@ -5,7 +5,7 @@
 # shellcheck shell=bash
 
 EARSHOT_PODMAN_DIR="${EARSHOT_PODMAN_DIR:-/var/tmp/earshot-podman}"
-# /run is a tmpfs: podman expects its run state to vanish at reboot.
+# Run state, which podman expects to vanish at reboot; setup-podman.sh clears it after one.
 EARSHOT_PODMAN_RUN_DIR="${EARSHOT_PODMAN_RUN_DIR:-/run/earshot-podman}"
 
 export CONTAINERS_CONF="$EARSHOT_PODMAN_DIR/containers.conf"

@@ -32,6 +32,19 @@ write_if_changed() {
   printf '%s\n' "$content" >"$file"
 }
 
+# podman expects its run state on a tmpfs, gone after a reboot. Where /run is on disk, stale
+# state would describe containers that no longer run, so it is cleared when the boot id changes.
+clear_run_state_after_reboot() {
+  local boot_id_file="$EARSHOT_PODMAN_RUN_DIR/boot_id" boot_id
+  boot_id="$(cat /proc/sys/kernel/random/boot_id)"
+  if [[ -f "$boot_id_file" && "$(cat "$boot_id_file")" != "$boot_id" ]]; then
+    log "clearing podman run state left from before a reboot"
+    rm -rf "$EARSHOT_PODMAN_RUN_DIR"
+  fi
+  mkdir -p "$EARSHOT_PODMAN_RUN_DIR"
+  printf '%s\n' "$boot_id" >"$boot_id_file"
+}
+
 write_settings() {
   local nofile
   nofile="$(ulimit -Hn)"
@@ -64,5 +77,6 @@ exec podman "$@"'
 }
 
 install_packages
+clear_run_state_after_reboot
 write_settings
 log "podman $(podman version --format '{{.Client.Version}}') uses $EARSHOT_PODMAN_DIR"
