@@ -17,6 +17,13 @@ const apiKeys = z
 
 const positiveInteger = z.coerce.number().int().positive();
 
+const modelNameList = z
+  .string()
+  .transform((value) => value.split(",").map((name) => name.trim()))
+  .refine((names) => names.every((name) => name.length > 0), {
+    message: "contains an empty name: separate model names with single commas",
+  });
+
 /** Every environment variable earshot reads, with its default. Units are in the names. */
 const environmentSchema = z.object({
   API_KEY: apiKeys.optional(),
@@ -24,6 +31,13 @@ const environmentSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   MODEL_DIR: z.string().min(1).default("./models"),
   DEFAULT_MODEL: z.string().min(1).default("base"),
+  MODEL_DOWNLOAD: z.enum(["off", "known", "any"]).default("known"),
+  HF_ENDPOINT: z.url({ protocol: /^https?$/ }).default("https://huggingface.co"),
+  PRELOAD_MODELS: modelNameList.optional(),
+  MODEL_IDLE_SECONDS: z.coerce.number().min(0).default(600),
+  MAX_LOADED_MODELS: positiveInteger.default(2),
+  DOWNLOAD_CONNECT_TIMEOUT_MS: positiveInteger.default(5_000),
+  DOWNLOAD_STALL_TIMEOUT_MS: positiveInteger.default(30_000),
   MAX_UPLOAD_BYTES: positiveInteger.default(26_214_400),
   MAX_AUDIO_SECONDS: positiveInteger.default(4 * 60 * 60),
   WHISPER_THREADS: positiveInteger.optional(),
@@ -48,6 +62,19 @@ export interface Config {
   /** Absolute path of the folder that holds `ggml-NAME.bin` model files. */
   modelDir: string;
   defaultModel: string;
+  /** Download policy for missing models: none, whisper.cpp's published ones, or any. */
+  downloadPolicy: "off" | "known" | "any";
+  /** Base URL of the Hugging Face hub or a mirror of it. */
+  hubEndpoint: string;
+  /** Models to download and load at start. */
+  preloadModels: string[];
+  /** Time after a model's last job ends before it is unloaded; 0 keeps models loaded. */
+  modelIdleSeconds: number;
+  /** Loaded models kept at most; past this, the least recently used idle model is unloaded. */
+  maxLoadedModels: number;
+  downloadConnectTimeoutMs: number;
+  /** Maximum pause in a download's body before the transfer is resumed or abandoned. */
+  downloadStallTimeoutMs: number;
   maxUploadBytes: number;
   /** Longest decoded audio accepted, so a small file cannot expand to days of samples. */
   maxAudioSeconds: number;
@@ -108,6 +135,13 @@ function toConfig(env: z.output<typeof environmentSchema>): Config {
     port: env.PORT,
     modelDir: path.resolve(env.MODEL_DIR),
     defaultModel: env.DEFAULT_MODEL,
+    downloadPolicy: env.MODEL_DOWNLOAD,
+    hubEndpoint: env.HF_ENDPOINT,
+    preloadModels: env.PRELOAD_MODELS ?? [],
+    modelIdleSeconds: env.MODEL_IDLE_SECONDS,
+    maxLoadedModels: env.MAX_LOADED_MODELS,
+    downloadConnectTimeoutMs: env.DOWNLOAD_CONNECT_TIMEOUT_MS,
+    downloadStallTimeoutMs: env.DOWNLOAD_STALL_TIMEOUT_MS,
     maxUploadBytes: env.MAX_UPLOAD_BYTES,
     maxAudioSeconds: env.MAX_AUDIO_SECONDS,
     threadsPerJob,
