@@ -26,6 +26,11 @@ export class SingleFlight<T> {
     }
     return signal ? rejectOnAbort(shared, signal) : shared;
   }
+
+  /** Returns whether a run for `key` is in flight. */
+  isRunning(key: string): boolean {
+    return this.running.has(key);
+  }
 }
 
 function rejectOnAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -25,7 +25,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Minimum time between two `onProgress` calls while bytes arrive, in ms. */
 const PROGRESS_INTERVAL_MS = 100;
 
-/** Makes one transfer attempt, resuming the partial file if there is one, and installs the file. */
+/** Makes one transfer attempt, resuming the partial file if one exists, and installs the file. */
 export async function transferOnce(settings: DownloadSettings): Promise<DownloadResult> {
   const partial = await PartialFile.open(`${settings.destination}.part`);
   const connection = new AttemptConnection(settings);

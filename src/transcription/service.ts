@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from "fastify";
 import { decodeAudio } from "../audio/decode.js";
 import type { ModelPool } from "../engine/model-pool.js";
 import type { JobScheduler } from "../engine/scheduler.js";
-import type { ModelStore } from "../models/store.js";
+import type { InstalledModel, ModelStore } from "../models/store.js";
 import type { UploadedFile } from "../upload/form.js";
 import type { AudioRequest } from "./request.js";
 import type { Segment, Transcript } from "./types.js";
@@ -24,9 +24,16 @@ export interface JobContext {
   onSegment?: (segment: Segment) => void;
 }
 
-/** Resolves the requested model to an installed one; throws 404 before any other work. */
-export async function findRequestedModel(service: TranscriptionService, requested: string) {
-  return service.store.find(service.store.resolveName(requested));
+/**
+ * Returns the requested model, downloading it first when it is missing and MODEL_DOWNLOAD allows
+ * it. Throws 404 for an unknown or forbidden model before any other work.
+ */
+export async function findRequestedModel(
+  service: TranscriptionService,
+  requested: string,
+  signal?: AbortSignal,
+): Promise<InstalledModel> {
+  return service.store.ensure(service.store.resolve(requested), { signal });
 }
 
 export async function transcribeFile(
@@ -35,21 +42,22 @@ export async function transcribeFile(
   file: UploadedFile,
   context: JobContext,
 ): Promise<Transcript> {
-  const model = await findRequestedModel(service, request.model);
-  service.scheduler.assertCapacity();
+  const model = await findRequestedModel(service, request.model, context.signal);
+  // Leased at once, with no await in between, so that a DELETE cannot remove the file first.
+  const lease = service.pool.lease(model.id, model.filePath);
+  try {
+    service.scheduler.assertCapacity();
+    const audio = await decodeAudio(file.path, {
+      ffmpegPath: service.ffmpegPath,
+      signal: context.signal,
+      maxDurationSeconds: service.maxAudioSeconds,
+      log: context.log,
+    });
 
-  const audio = await decodeAudio(file.path, {
-    ffmpegPath: service.ffmpegPath,
-    signal: context.signal,
-    maxDurationSeconds: service.maxAudioSeconds,
-    log: context.log,
-  });
-
-  return service.scheduler.run(audio.durationSeconds, context.signal, async () => {
-    const lease = await service.pool.acquire(model.name, model.filePath);
-    try {
+    return await service.scheduler.run(audio.durationSeconds, context.signal, async () => {
+      const whisper = await lease.load();
       const startedAt = performance.now();
-      const transcript = await lease.model.transcribe(audio.samples, {
+      const transcript = await whisper.transcribe(audio.samples, {
         task: request.task,
         language: request.language,
         prompt: request.prompt,
@@ -60,7 +68,7 @@ export async function transcribeFile(
       });
       context.log.info(
         {
-          model: model.name,
+          model: model.id,
           audioSeconds: Number(audio.durationSeconds.toFixed(2)),
           inferenceSeconds: Number(((performance.now() - startedAt) / 1000).toFixed(2)),
           segments: transcript.segments.length,
@@ -68,8 +76,8 @@ export async function transcribeFile(
         "transcription finished",
       );
       return transcript;
-    } finally {
-      lease.release();
-    }
-  });
+    });
+  } finally {
+    lease.release();
+  }
 }
