@@ -3,7 +3,7 @@
 // crashes the process on a missing or malformed file.
 //
 // A model unloads MODEL_IDLE_SECONDS after its last job ends, and past MAX_LOADED_MODELS the least
-// recently used idle model unloads; a model that a job holds is never unloaded. smart-whisper's
+// recently used idle model unloads. A model that a job uses is never unloaded. smart-whisper's
 // own offload timer and model manager are not used: the timer keeps the process alive and counts
 // from the start of a job instead of its end.
 import type { FastifyBaseLogger } from "fastify";
@@ -77,7 +77,7 @@ export class ModelPool {
     return this.users.get(id) ?? 0;
   }
 
-  /** Unloads the model unless a job holds it; returns false when one does. */
+  /** Unloads the model unless a job uses it; returns false when one does. */
   async unload(id: string): Promise<boolean> {
     if (this.usersOf(id) > 0) return false;
     const entry = this.loaded.get(id);

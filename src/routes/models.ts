@@ -50,7 +50,7 @@ export async function modelRoutes(
     const installed = await store.find(model);
     if (installed) return installedObject(installed, pool);
     if (store.mayDownload(model)) return availableObject(model, store);
-    // Neither installed nor downloadable, so `get` throws the 404 that says why.
+    // Neither installed nor downloadable, so `get` throws the 404 that explains why.
     return installedObject(await store.get(model), pool);
   });
 
