@@ -11,8 +11,6 @@ EARSHOT_PODMAN_RUN_DIR="${EARSHOT_PODMAN_RUN_DIR:-/run/earshot-podman}"
 export CONTAINERS_CONF="$EARSHOT_PODMAN_DIR/containers.conf"
 export CONTAINERS_STORAGE_CONF="$EARSHOT_PODMAN_DIR/storage.conf"
 export CONTAINERS_REGISTRIES_CONF="$EARSHOT_PODMAN_DIR/registries.conf"
-# The host's cgroup layout rejects buildah's default OCI isolation for RUN steps.
-export BUILDAH_ISOLATION=chroot
 # A `docker` command that runs podman, so the scripts run the same lines as the README.
 export PATH="$EARSHOT_PODMAN_DIR/bin:$PATH"
 

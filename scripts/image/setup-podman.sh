@@ -62,7 +62,7 @@ events_logger = \"file\"
 events_logfile_path = \"$EARSHOT_PODMAN_DIR/events.log\"
 tmp_dir = \"$EARSHOT_PODMAN_RUN_DIR/libpod\""
 
-  # overlay is 2-3x faster than vfs and stores each layer once.
+  # overlay stores each layer once, where vfs copies every layer in full (more time and disk).
   write_if_changed "$CONTAINERS_STORAGE_CONF" "[storage]
 driver = \"overlay\"
 graphroot = \"$EARSHOT_PODMAN_DIR/storage\"
