@@ -132,12 +132,11 @@ async function measure(inputs: Inputs): Promise<BenchResults> {
     MAX_CONCURRENT_JOBS: "1",
   };
   const matched = await withServer(inputs, "matched", matchedSettings, async (server) => {
-    for (const { seconds, pairs } of plan.singleRequest) {
-      progress(`comparing one request on the ${seconds} s clip, ${pairs} pairs`);
-      single.push(await compareSingleRequest(server, inputs.native, clipOf(inputs, seconds), pairs));
-    }
     concurrency.push(...(await measureLevels(server, "matched", plan.matchedLevels,
       concurrencyClip, plan.requestsPerLevel)));
+    // Last in this profile, longest clip last: a request that timed out may leave its job
+    // running in the server, which would slow everything measured after it.
+    single.push(...(await compareClips(inputs, server)));
   });
 
   let behindLongJob: BehindLongJobResult | undefined;
@@ -171,6 +170,37 @@ async function measure(inputs: Inputs): Promise<BenchResults> {
     single,
     concurrency,
     behindLongJob: behindLongJob as BehindLongJobResult,
+  };
+}
+
+async function compareClips(inputs: Inputs, server: ServerTarget) {
+  const results: SingleRequestResult[] = [];
+  for (const { seconds, pairs } of inputs.options.plan.singleRequest) {
+    const clip = clipOf(inputs, seconds);
+    if (results.some((result) => result.error !== undefined)) {
+      results.push(skippedComparison(clip));
+      continue;
+    }
+    progress(`comparing one request on the ${seconds} s clip, ${pairs} pairs`);
+    const result = await compareSingleRequest(server, inputs.native, clip, pairs);
+    if (result.error !== undefined) progress(`comparison stopped: ${result.error}`);
+    results.push(result);
+  }
+  return results;
+}
+
+function skippedComparison(clip: Clip): SingleRequestResult {
+  return {
+    clip: clip.name,
+    audioSeconds: clip.durationSeconds,
+    pairs: [],
+    error: "skipped after an earlier comparison failed",
+    medianNativeWorkMs: Number.NaN,
+    medianNativeTranscribeMs: Number.NaN,
+    medianEarshotMs: Number.NaN,
+    medianEarshotInferenceMs: undefined,
+    medianRatio: Number.NaN,
+    parityIdentical: true,
   };
 }
 

@@ -1,13 +1,14 @@
 // Markdown tables of the benchmark's results.
 import type { BenchResults, TargetCheck } from "./report.js";
+import type { SingleRequestResult } from "./scenarios.js";
 import { round } from "./stats.js";
 
 export function formatRatio(value: number): string {
-  return `${value.toFixed(2)}x`;
+  return Number.isNaN(value) ? "n/a" : `${value.toFixed(2)}x`;
 }
 
 export function formatMs(milliseconds: number): string {
-  return `${Math.round(milliseconds)} ms`;
+  return Number.isNaN(milliseconds) ? "n/a" : `${Math.round(milliseconds)} ms`;
 }
 
 export function formatBytes(bytes: number): string {
@@ -65,7 +66,7 @@ function renderSingle(results: BenchResults): string {
     row.medianEarshotInferenceMs === undefined ? "n/a" : formatMs(row.medianEarshotInferenceMs),
     formatMs(row.medianEarshotMs),
     formatRatio(row.medianRatio),
-    row.parityIdentical ? "identical" : "differs",
+    transcriptStatus(row),
   ]);
   const explanation =
     "CLI work is the CLI's wall time minus the model load time it prints: process start, WAV " +
@@ -87,6 +88,13 @@ function renderSingle(results: BenchResults): string {
   return [explanation, table(header, rows), renderParityDetails(results)]
     .filter((part) => part.length > 0)
     .join("\n\n");
+}
+
+function transcriptStatus(row: SingleRequestResult): string {
+  const parity = row.parityIdentical ? "identical" : "differs";
+  if (row.error === undefined) return parity;
+  const completed = row.pairs.length > 0 ? `${parity} in completed pairs; ` : "";
+  return `${completed}stopped: ${row.error.replaceAll("|", "/").replaceAll("\n", " ")}`;
 }
 
 function renderParityDetails(results: BenchResults): string {

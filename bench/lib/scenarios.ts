@@ -60,7 +60,10 @@ export interface SingleRequestPair {
 export interface SingleRequestResult {
   clip: string;
   audioSeconds: number;
+  /** The pairs that completed; fewer than requested when `error` is set. */
   pairs: SingleRequestPair[];
+  /** Why the comparison stopped early, such as a time limit; the medians cover `pairs`. */
+  error?: string;
   medianNativeWorkMs: number;
   medianNativeTranscribeMs: number;
   medianEarshotMs: number;
@@ -69,7 +72,10 @@ export interface SingleRequestResult {
   parityIdentical: boolean;
 }
 
-/** Runs the CLI and earshot alternately on one clip, changing which goes first each pair. */
+/**
+ * Runs the CLI and earshot alternately on one clip, changing which goes first each pair. A
+ * failure ends the comparison and is returned with the pairs completed before it.
+ */
 export async function compareSingleRequest(
   server: ServerTarget,
   native: NativeTarget,
@@ -86,34 +92,55 @@ export async function compareSingleRequest(
     });
 
   const pairs: SingleRequestPair[] = [];
-  for (let index = 0; index < pairCount; index += 1) {
-    let nativeRun: NativeRun;
-    let serverRun: ServerRun;
-    let inferenceMs: number | undefined;
-    const runServer = async () => {
-      const logged = server.log.withMessage(finishedMessage).length;
-      const run = await transcribeOverHttp(request, upload);
-      inferenceMs = await waitForInferenceMs(server.log, logged);
-      return run;
-    };
-    if (index % 2 === 0) {
-      nativeRun = await runNative();
-      serverRun = await runServer();
-    } else {
-      serverRun = await runServer();
-      nativeRun = await runNative();
+  try {
+    for (let index = 0; index < pairCount; index += 1) {
+      const runServer = () => runEarshot(server, request, upload);
+      pairs.push(await runPair(index % 2 === 0, runNative, runServer));
     }
-    pairs.push({
-      nativeWorkMs: nativeRun.workMs,
-      nativeTranscribeMs: nativeRun.transcribeMs,
-      nativeLoadMs: nativeRun.timings.loadMs,
-      earshotMs: serverRun.latencyMs,
-      earshotInferenceMs: inferenceMs,
-      ratio: serverRun.latencyMs / nativeRun.workMs,
-      parity: compareTranscripts(nativeRun.segments, serverRun.transcript),
-    });
+  } catch (error) {
+    return summarizePairs(clip, pairs, error instanceof Error ? error.message : String(error));
   }
   return summarizePairs(clip, pairs);
+}
+
+interface EarshotRun extends ServerRun {
+  /** earshot's own time for the transcription, from its log. */
+  inferenceMs: number | undefined;
+}
+
+async function runEarshot(
+  server: ServerTarget,
+  request: TranscriptionRequest,
+  upload: Upload,
+): Promise<EarshotRun> {
+  const logged = server.log.withMessage(finishedMessage).length;
+  const run = await transcribeOverHttp(request, upload);
+  return { ...run, inferenceMs: await waitForInferenceMs(server.log, logged) };
+}
+
+async function runPair(
+  nativeFirst: boolean,
+  runNative: () => Promise<NativeRun>,
+  runServer: () => Promise<EarshotRun>,
+): Promise<SingleRequestPair> {
+  let nativeRun: NativeRun;
+  let serverRun: EarshotRun;
+  if (nativeFirst) {
+    nativeRun = await runNative();
+    serverRun = await runServer();
+  } else {
+    serverRun = await runServer();
+    nativeRun = await runNative();
+  }
+  return {
+    nativeWorkMs: nativeRun.workMs,
+    nativeTranscribeMs: nativeRun.transcribeMs,
+    nativeLoadMs: nativeRun.timings.loadMs,
+    earshotMs: serverRun.latencyMs,
+    earshotInferenceMs: serverRun.inferenceMs,
+    ratio: serverRun.latencyMs / nativeRun.workMs,
+    parity: compareTranscripts(nativeRun.segments, serverRun.transcript),
+  };
 }
 
 const finishedMessage = "transcription finished";
@@ -136,18 +163,25 @@ async function waitForInferenceMs(log: ServerLog, logged: number): Promise<numbe
   return undefined;
 }
 
-function summarizePairs(clip: Clip, pairs: SingleRequestPair[]): SingleRequestResult {
+/** Summarizes the pairs; medians are NaN when none completed. */
+function summarizePairs(
+  clip: Clip,
+  pairs: SingleRequestPair[],
+  error?: string,
+): SingleRequestResult {
+  const medianOf = (values: number[]) => (values.length > 0 ? median(values) : Number.NaN);
   const inference = pairs.flatMap((pair) =>
     pair.earshotInferenceMs === undefined ? [] : [pair.earshotInferenceMs]);
   return {
     clip: clip.name,
     audioSeconds: clip.durationSeconds,
     pairs,
-    medianNativeWorkMs: median(pairs.map((pair) => pair.nativeWorkMs)),
-    medianNativeTranscribeMs: median(pairs.map((pair) => pair.nativeTranscribeMs)),
-    medianEarshotMs: median(pairs.map((pair) => pair.earshotMs)),
+    ...(error === undefined ? {} : { error }),
+    medianNativeWorkMs: medianOf(pairs.map((pair) => pair.nativeWorkMs)),
+    medianNativeTranscribeMs: medianOf(pairs.map((pair) => pair.nativeTranscribeMs)),
+    medianEarshotMs: medianOf(pairs.map((pair) => pair.earshotMs)),
     medianEarshotInferenceMs: inference.length > 0 ? median(inference) : undefined,
-    medianRatio: median(pairs.map((pair) => pair.ratio)),
+    medianRatio: medianOf(pairs.map((pair) => pair.ratio)),
     parityIdentical: pairs.every((pair) => pair.parity.identical),
   };
 }

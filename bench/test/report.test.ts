@@ -127,6 +127,17 @@ describe("evaluateTargets", () => {
     expect(twoClients?.measured).toBe("not measured");
   });
 
+  it("fails both comparison targets when a clip stopped early", () => {
+    const stopped = { ...single(1), clip: "speech-60s", error: "timed out after 420000 ms" };
+    const checks = evaluateTargets(results({ single: [single(1.05), stopped] }));
+    const singleCheck = checks.find((check) => check.target.startsWith("single request"));
+    const parityCheck = checks.find((check) => check.target.startsWith("identical"));
+    expect(singleCheck?.met).toBe(false);
+    expect(singleCheck?.measured).toContain("speech-60s 1.00x (failed)");
+    expect(parityCheck?.met).toBe(false);
+    expect(parityCheck?.measured).toContain("not compared in full: speech-60s");
+  });
+
   it("fails when a model loaded twice", () => {
     const profiles = [{ name: "default", settings: {}, modelLoads: 2, peakRssBytes: 1 }];
     expect(metByTarget(results({ profiles }))["each model loaded once per server"]).toBe(false);
@@ -141,6 +152,19 @@ describe("renderMarkdown", () => {
     const detailsAt = markdown.indexOf("## One request");
     expect(targetsAt).toBeGreaterThan(0);
     expect(detailsAt).toBeGreaterThan(targetsAt);
+  });
+
+  it("shows why a comparison stopped", () => {
+    const stopped = {
+      ...single(1),
+      pairs: [],
+      error: "main timed out after 420000 ms",
+      medianRatio: Number.NaN,
+    };
+    const benchResults = results({ single: [stopped] });
+    const markdown = renderMarkdown(benchResults, evaluateTargets(benchResults));
+    expect(markdown).toContain("stopped: main timed out after 420000 ms");
+    expect(markdown).toContain("| n/a |");
   });
 
   it("names the machine and the abandoned long job", () => {
