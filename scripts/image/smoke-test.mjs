@@ -114,6 +114,9 @@ function unauthorizedCases() {
   const paths = [
     ["GET", "/v1/models"],
     ["GET", `/v1/models/${options.model}`],
+    ["POST", `/v1/models/${options.model}`],
+    // Passing this one without a key would delete the model the later checks use.
+    ["DELETE", `/v1/models/${options.model}`],
     ["POST", "/v1/audio/transcriptions"],
     ["POST", "/v1/audio/translations"],
     ["POST", "/health"],
@@ -123,13 +126,21 @@ function unauthorizedCases() {
   cases.push(
     { method: "GET", path: "/v1/models", key: `${apiKey}x`, label: "a wrong key" },
     { method: "GET", path: "/v1/models", key: apiKey.slice(0, -1), label: "a prefix of the key" },
+    {
+      method: "POST",
+      path: "/v1/audio/transcriptions",
+      key: `${apiKey}x`,
+      label: "a wrong key",
+    },
   );
   return cases;
 }
 
 async function checkUnauthorized() {
   for (const { method, path, key, label } of unauthorizedCases()) {
-    const form = method === "POST" ? await audioForm() : undefined;
+    // A real upload, so a server that skipped the key check would transcribe it and return 200
+    // instead of a 400 for a missing file.
+    const form = path.startsWith("/v1/audio/") ? await audioForm() : undefined;
     const response = await send(method, path, { key, form });
     const name = `${method} ${path} with ${label} returns 401`;
     check(name, response.status === 401, describe(response));
