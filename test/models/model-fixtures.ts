@@ -18,7 +18,7 @@ export function temporaryModelDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), "earshot-models-"));
 }
 
-/** A pino logger whose JSON lines are kept in `lines`. */
+/** Creates a pino logger that keeps its JSON lines, parsed, in `lines`. */
 export function capturedLogger(): { log: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const stream = new Writable({
@@ -49,10 +49,10 @@ export interface RepositoryFront {
 }
 
 /**
- * Starts a server on 127.0.0.1 that stands for the hub's other repositories: it redirects
- * `/OWNER/REPO/resolve/main/FILE` to the stand-in hub's whisper.cpp path for FILE, and answers
- * 401 with `X-Error-Code: RepoNotFound` for the owner `private`, as the hub does for a
- * repository it does not show.
+ * Starts a server on 127.0.0.1 in place of the hub's other repositories. It redirects
+ * `/OWNER/REPO/resolve/main/FILE` to the stand-in hub's whisper.cpp path for FILE. For the owner
+ * `private` it returns 401 with `X-Error-Code: RepoNotFound`, as the hub does for a repository
+ * that is missing or private.
  */
 export async function startRepositoryFront(hubUrl: string): Promise<RepositoryFront> {
   const paths: string[] = [];
