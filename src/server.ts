@@ -1,9 +1,11 @@
 // Entry point: reads the configuration, starts the server and stops it gracefully on SIGTERM.
+import { envFileLoaded, envFilePath } from "./env-file.js";
 import "./threadpool.js";
 import { buildApp } from "./app.js";
 import { findFfmpeg } from "./audio/ffmpeg-binary.js";
 import { readBuildInfo } from "./build-info.js";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import { removeOpenUploadFoldersSync, removeStaleUploadFolders } from "./upload/form.js";
 
 async function main(): Promise<void> {
   let config: Config;
@@ -29,9 +31,15 @@ async function main(): Promise<void> {
       defaultModel: config.defaultModel,
       maxConcurrentJobs: config.maxConcurrentJobs,
       threadsPerJob: config.threadsPerJob,
+      gpu: config.gpu,
+      envFile: envFileLoaded ? envFilePath : null,
     },
     "earshot starting",
   );
+  const staleUploads = await removeStaleUploadFolders();
+  if (staleUploads > 0) {
+    app.log.info({ folders: staleUploads }, "removed uploads left by a server that was killed");
+  }
   if (config.apiKeys.length === 0) {
     app.log.warn(
       "API_KEY is not set: authentication is off and anyone who can reach this port can use it",
@@ -39,7 +47,13 @@ async function main(): Promise<void> {
   }
 
   stopOnSignals(app, config.shutdownGraceSeconds);
-  await app.listen({ host: config.host, port: config.port });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    console.error(`Failed to listen on HOST=${config.host} PORT=${config.port}: ${reason}`);
+    process.exit(1);
+  }
 }
 
 /** Stops taking requests on SIGTERM or SIGINT and lets running jobs end within the grace period. */
@@ -51,7 +65,10 @@ function stopOnSignals(app: Awaited<ReturnType<typeof buildApp>>, graceSeconds: 
     app.log.info({ signal, graceSeconds }, "stopping: finishing running requests");
     const deadline = setTimeout(() => {
       app.log.warn({ graceSeconds }, "grace period over: exiting with requests still running");
-      process.exit(1);
+      removeOpenUploadFoldersSync();
+      // process.exit() would wait for whisper.cpp jobs still running on libuv's thread pool,
+      // which cannot be interrupted, so the process ends itself the way a supervisor would.
+      process.kill(process.pid, "SIGKILL");
     }, graceSeconds * 1000);
     deadline.unref();
     app.close().then(

@@ -2,12 +2,18 @@
 // graceful stop on SIGTERM.
 import { spawn, type ChildProcess } from "node:child_process";
 import { connect } from "node:net";
-import { readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { pathToFileURL } from "node:url";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { AudioWorkspace } from "./helpers/audio.js";
 import { SPEECH_FIXTURE, testEnvironment } from "./helpers/app.js";
 
 const SERVER_ENTRY = path.resolve(import.meta.dirname, "../src/server.ts");
+// An absolute loader URL, so the server can start from any working directory.
+const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 
 interface ServerProcess {
   child: ChildProcess;
@@ -22,11 +28,19 @@ afterEach(() => {
   for (const child of running.splice(0)) child.kill("SIGKILL");
 });
 
-function spawnServer(env: Record<string, string | undefined>): ServerProcess & {
-  listening: Promise<string>;
-} {
-  const child = spawn(process.execPath, ["--import", "tsx", SERVER_ENTRY], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...testEnvironment(env), PORT: "0" },
+function spawnServer(
+  env: Record<string, string | undefined>,
+  options: { cwd?: string } = {},
+): ServerProcess & { listening: Promise<string> } {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, SERVER_ENTRY], {
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TMPDIR: process.env.TMPDIR,
+      ...testEnvironment(env),
+      PORT: "0",
+    },
+    cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.push(child);
@@ -119,6 +133,77 @@ describe("server process", () => {
     expect(server.output()).toContain("stopped");
   });
 });
+
+describe("server process cleanup", () => {
+  let uploadRoot: string;
+
+  beforeAll(async () => {
+    uploadRoot = await mkdtemp(path.join(tmpdir(), "earshot-test-process-"));
+  });
+  afterAll(() => rm(uploadRoot, { recursive: true, force: true }));
+
+  it("exits after the grace period, leaving no upload behind", async () => {
+    const server = spawnServer({ API_KEY: undefined, SHUTDOWN_GRACE_SECONDS: "1", TMPDIR: uploadRoot });
+    const baseUrl = await server.listening;
+    const longAudio = await AudioWorkspace.create();
+    const form = new FormData();
+    form.append("model", "whisper-1");
+    form.append("file", new Blob([await longAudio.tone("long.wav", 600)]), "long.wav");
+    await longAudio.remove();
+
+    const upload = fetch(`${baseUrl}/v1/audio/transcriptions`, { method: "POST", body: form });
+    upload.catch(() => undefined);
+    await waitFor(() => server.output().includes("model loaded"), 20_000);
+    const stoppedAt = Date.now();
+    server.child.kill("SIGTERM");
+    await server.exited;
+
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+    expect(server.output()).toContain("grace period over");
+    expect(await uploadFolders(uploadRoot)).toEqual([]);
+  });
+
+  it("removes uploads of dead servers at start and keeps live ones", async () => {
+    const dead = path.join(uploadRoot, "earshot-upload-999999999-abc");
+    const live = path.join(uploadRoot, `earshot-upload-${process.pid}-def`);
+    await mkdir(dead);
+    await writeFile(path.join(dead, "upload"), "left behind");
+    await mkdir(live);
+
+    const server = spawnServer({ API_KEY: undefined, TMPDIR: uploadRoot });
+    await server.listening;
+
+    expect(await uploadFolders(uploadRoot)).toEqual([path.basename(live)]);
+    await rm(live, { recursive: true });
+  });
+
+  it("reads settings from .env in the working directory", async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), "earshot-test-dotenv-"));
+    await writeFile(path.join(folder, ".env"), "API_KEY=sk-from-dotenv\nLOG_LEVEL=info\n");
+
+    const server = spawnServer({ API_KEY: undefined }, { cwd: folder });
+    const baseUrl = await server.listening;
+    const response = await fetch(`${baseUrl}/v1/models`);
+
+    expect(response.status).toBe(401);
+    expect(server.output()).toContain('"auth":true');
+    expect(server.output()).not.toContain("sk-from-dotenv");
+    await rm(folder, { recursive: true });
+  });
+
+  it("names HOST when it cannot listen", async () => {
+    const server = spawnServer({ HOST: "999.1.1.1" });
+
+    await expect(server.listening).rejects.toThrow();
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toContain("HOST=999.1.1.1");
+  });
+});
+
+/** earshot's upload folders in `folder`; tsx keeps a cache folder there too. */
+async function uploadFolders(folder: string): Promise<string[]> {
+  return (await readdir(folder)).filter((name) => name.startsWith("earshot-upload-"));
+}
 
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -1,7 +1,8 @@
 // Reads a multipart/form-data request: the `file` part is streamed to a temporary file (never
 // held in memory), the other fields are collected as strings.
 import { createWriteStream } from "node:fs";
-import { mkdtemp, rm, stat } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -27,18 +28,63 @@ export interface UploadedForm {
   file: UploadedFile | undefined;
 }
 
+/** Upload folders are named after the process, so a later start can tell whose they are. */
+const UPLOAD_FOLDER_PREFIX = "earshot-upload-";
+
+/** Folders of requests in progress, removed synchronously if the process must exit at once. */
+const openFolders = new Set<string>();
+
 /** A per-request temporary folder, removed by `remove()` whatever happened. */
 export class UploadFolder {
   private folder: string | undefined;
 
   async create(): Promise<string> {
-    this.folder ??= await mkdtemp(path.join(tmpdir(), "earshot-upload-"));
+    if (!this.folder) {
+      this.folder = await mkdtemp(path.join(tmpdir(), `${UPLOAD_FOLDER_PREFIX}${process.pid}-`));
+      openFolders.add(this.folder);
+    }
     return this.folder;
   }
 
   async remove(): Promise<void> {
-    if (this.folder) await rm(this.folder, { recursive: true, force: true });
+    if (!this.folder) return;
+    const folder = this.folder;
     this.folder = undefined;
+    await rm(folder, { recursive: true, force: true });
+    openFolders.delete(folder);
+  }
+}
+
+/** Removes the folders of requests still in progress; for a forced exit. */
+export function removeOpenUploadFoldersSync(): void {
+  for (const folder of openFolders) rmSync(folder, { recursive: true, force: true });
+  openFolders.clear();
+}
+
+/**
+ * Removes upload folders left by earshot processes that no longer run (killed before they could
+ * clean up). Folders of live processes, such as another server sharing the temporary folder,
+ * are kept. Returns the number removed.
+ */
+export async function removeStaleUploadFolders(): Promise<number> {
+  const pattern = new RegExp(`^${UPLOAD_FOLDER_PREFIX}(\\d+)-`);
+  let removed = 0;
+  for (const entry of await readdir(tmpdir()).catch(() => [])) {
+    const pid = Number(pattern.exec(entry)?.[1]);
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
+    await rm(path.join(tmpdir(), entry), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM means the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
