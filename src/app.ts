@@ -6,7 +6,8 @@ import { readBuildInfo, type BuildInfo } from "./build-info.js";
 import type { Config } from "./config.js";
 import { ModelPool } from "./engine/model-pool.js";
 import { JobScheduler } from "./engine/scheduler.js";
-import { ModelStore } from "./models/store.js";
+import { preloadModels } from "./models/preload.js";
+import { createModelStore } from "./models/store.js";
 import authPlugin from "./plugins/auth.js";
 import errorsPlugin from "./plugins/errors.js";
 import { audioRoutes } from "./routes/audio.js";
@@ -38,10 +39,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const build = options.build ?? readBuildInfo();
   const ffmpegPath =
     options.ffmpegPath ?? (await findFfmpeg({ configuredPath: config.ffmpegPath })).path;
-  const store = new ModelStore(config.modelDir, config.defaultModel);
+  const store = createModelStore(config, app.log);
   const pool = new ModelPool(config, app.log);
   const scheduler = new JobScheduler(config.maxConcurrentJobs, config.maxQueuedJobs);
   closeConnectionsWhileStopping(app);
+  // Requests waiting for a download get a 503 instead of holding up the shutdown, and the
+  // partial file is resumed by the next start.
+  app.addHook("preClose", async () => store.close());
+  // After listening, so that health checks pass while a large model downloads.
+  app.addHook("onListen", async () => {
+    void preloadModels(config.preloadModels, store, pool, app.log);
+  });
   app.addHook("onClose", async () => {
     await scheduler.whenIdle();
     await pool.close();

@@ -15,6 +15,8 @@ export function testEnvironment(overrides: Record<string, string | undefined> = 
   return {
     MODEL_DIR: TEST_MODEL_DIR,
     DEFAULT_MODEL: "micro",
+    // No test reaches the real hub; download tests point HF_ENDPOINT at a stand-in.
+    MODEL_DOWNLOAD: "off",
     LOG_LEVEL: "info",
     WHISPER_MAX_SEGMENT_TOKENS: "8",
     WHISPER_TEMPERATURE_FALLBACK: "false",
