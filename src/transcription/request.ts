@@ -9,20 +9,24 @@ import type { ResponseFormat, Task } from "./types.js";
 const MAX_PROMPT_CHARACTERS = 2000;
 
 const responseFormats = ["json", "text", "srt", "verbose_json", "vtt"] as const;
+const temperatureRange = "temperature must be a number from 0 to 1";
 
 const fieldsSchema = z.object({
   model: z.string({ error: "model is required" }).trim().min(1, "model is required"),
   language: z.string().optional(),
-  prompt: z.string().max(MAX_PROMPT_CHARACTERS).optional(),
+  prompt: z
+    .string()
+    .max(MAX_PROMPT_CHARACTERS, `prompt must be at most ${MAX_PROMPT_CHARACTERS} characters`)
+    .optional(),
   response_format: z
     .enum(responseFormats, { error: `response_format must be one of ${responseFormats.join(", ")}` })
     .default("json"),
   temperature: z
     .string()
     .trim()
-    .regex(/^\d*\.?\d+(e-?\d+)?$/i, "temperature must be a number from 0 to 1")
+    .regex(/^\d*\.?\d+(e-?\d+)?$/i, temperatureRange)
     .transform(Number)
-    .pipe(z.number().min(0).max(1))
+    .pipe(z.number().min(0, temperatureRange).max(1, temperatureRange))
     .default(0),
   timestamp_granularities: z
     .array(z.enum(["segment", "word"], { error: "timestamp_granularities must be segment or word" }))
@@ -76,6 +80,14 @@ export function parseAudioRequest(fields: Map<string, string[]>, task: Task): Au
       "invalid_request",
       "timestamp_granularities requires response_format verbose_json.",
       { param: "timestamp_granularities" },
+    );
+  }
+  // Stream events carry plain text deltas, which only the json and text formats are.
+  if (fieldsValue.stream && !["json", "text"].includes(fieldsValue.response_format)) {
+    throw new ApiError(
+      "invalid_request",
+      "stream=true requires response_format json or text.",
+      { param: "response_format" },
     );
   }
   if (fieldsValue.include.length > 0 && fieldsValue.response_format !== "json") {

@@ -203,6 +203,8 @@ describe("POST /v1/audio/transcriptions with bad input", () => {
     ["an unknown timestamp granularity", { "timestamp_granularities[]": "sentence" }, "timestamp_granularities"],
     ["logprobs with a text format", { "include[]": "logprobs", response_format: "text" }, "include"],
     ["a prompt over the length limit", { prompt: "word ".repeat(1000) }, "prompt"],
+    ["stream with a subtitle format", { stream: "true", response_format: "srt" }, "response_format"],
+    ["stream with verbose_json", { stream: "true", response_format: "verbose_json" }, "response_format"],
   ])("rejects %s with 400", async (_case, fields, param) => {
     const response = await transcribe({ model: "whisper-1", ...fields });
 
