@@ -3,11 +3,11 @@
 // start-container.sh runs, so the tested `docker run` line is the documented one.
 //
 // Usage: node scripts/image/check-readme.mjs [MARKDOWN...]
-//   default: docker/README-section.md, and README.md when it has a "Container images" section
+//   default: README.md
 // The README names the published image and ggml-base.bin where the script has variables;
 // SUBSTITUTIONS maps one to the other. Every `docker` command of the script must be in the
 // README, and every README command that runs the :latest-cpu image must be in the script.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
 const SCRIPT = fileURLToPath(new URL("start-container.sh", import.meta.url));
@@ -37,12 +37,7 @@ function toScriptForm(command) {
 }
 
 function defaultDocuments() {
-  const documents = [`${REPO_ROOT}docker/README-section.md`];
-  const readme = `${REPO_ROOT}README.md`;
-  if (existsSync(readme) && readFileSync(readme, "utf8").includes("## Container images")) {
-    documents.push(readme);
-  }
-  return documents;
+  return [`${REPO_ROOT}README.md`];
 }
 
 /** Returns the differences between DOCUMENT's CPU-image commands and the script's. */
