@@ -6,7 +6,7 @@ import { readBuildInfo, type BuildInfo } from "./build-info.js";
 import type { Config } from "./config.js";
 import { ModelPool } from "./engine/model-pool.js";
 import { JobScheduler } from "./engine/scheduler.js";
-import { preloadModels } from "./models/preload.js";
+import { preloadModels, reportDefaultModel } from "./models/preload.js";
 import { createModelStore } from "./models/store.js";
 import authPlugin from "./plugins/auth.js";
 import errorsPlugin from "./plugins/errors.js";
@@ -48,6 +48,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.addHook("preClose", async () => store.close());
   // After listening, so that health checks pass while a large model downloads.
   app.addHook("onListen", async () => {
+    await reportDefaultModel(store, app.log);
     void preloadModels(config.preloadModels, store, pool, app.log);
   });
   app.addHook("onClose", async () => {

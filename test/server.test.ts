@@ -81,6 +81,14 @@ describe("server process", () => {
     expect(server.output()).toContain("API_KEY is not set");
   });
 
+  it("warns when the default model can be neither found nor downloaded", async () => {
+    const server = spawnServer({ DEFAULT_MODEL: "base", MODEL_DOWNLOAD: "off" });
+    await server.listening;
+    await waitFor(() => server.output().includes("default model"));
+
+    expect(server.output()).toContain("the default model is not installed and MODEL_DOWNLOAD");
+  });
+
   it("exits with a message naming a bad variable", async () => {
     const server = spawnServer({ MAX_UPLOAD_BYTES: "lots" });
 

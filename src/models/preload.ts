@@ -34,3 +34,29 @@ export async function preloadModels(
   }
   return loaded;
 }
+
+/**
+ * Logs at start whether DEFAULT_MODEL, which `whisper-1` requests use, is installed; when it is
+ * not, says whether the first request will download it or fail, so an operator learns it before
+ * a client does.
+ */
+export async function reportDefaultModel(store: ModelStore, log: ModelLog): Promise<void> {
+  try {
+    const model = store.resolve(store.defaultModel);
+    if (await store.find(model)) return;
+    if (store.mayDownload(model)) {
+      log.info(
+        { model: model.id },
+        "the default model is not installed: the first request for it downloads it",
+      );
+    } else {
+      log.warn(
+        { model: model.id, file: model.fileName },
+        "the default model is not installed and MODEL_DOWNLOAD does not allow downloading it: " +
+          "whisper-1 requests fail with 404 until its file is in MODEL_DIR",
+      );
+    }
+  } catch (error) {
+    log.warn({ err: error, model: store.defaultModel }, "DEFAULT_MODEL is not a valid model id");
+  }
+}
