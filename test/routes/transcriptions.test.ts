@@ -239,6 +239,19 @@ describe("POST /v1/audio/transcriptions with bad input", () => {
     expect(response.body).not.toContain(tmpdir());
   });
 
+  it("rejects a truncated wav file with 400", async () => {
+    const speech = await readFile(SPEECH_FIXTURE);
+    // The header still declares the full duration, but only half the samples follow it.
+    const truncated = speech.subarray(0, Math.floor(speech.length / 2));
+    const response = await transcribe({ model: "whisper-1" }, truncated);
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error.code).toBe("invalid_audio");
+    expect(response.json().error.param).toBe("file");
+    expect(response.json().error.message).toMatch(/truncated/);
+    expect(response.body).not.toContain(tmpdir());
+  });
+
   it.each([
     ["an unknown name", "large-v9"],
     ["a parent-folder escape", "../micro"],
