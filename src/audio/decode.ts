@@ -168,7 +168,9 @@ function runFfmpeg(inputPath: string, options: DecodeOptions): Promise<FfmpegRun
       signal?.removeEventListener("abort", onAbort);
       // stdout can still hold samples after the exit. It ends even when ffmpeg was killed.
       if (started) await collector.finished;
-      const samples = collector.toSamples();
+      // A stopped run is rejected, so its chunks are dropped without copying them into one
+      // array, which would double the memory of a decode cut off at the duration limit.
+      const samples = stopCause ? new Float32Array(0) : collector.toSamples();
       resolve({ samples, stopCause, ffmpegError, started, stderr: stderr ?? "", input });
     };
     command.once("start", () => {

@@ -1,8 +1,8 @@
-// One transcription from uploaded file to transcript: find the model, decode the audio, wait for
-// a slot, run whisper.cpp.
+// One transcription from uploaded file to transcript: find the model, wait for a slot, decode
+// the audio, run whisper.cpp.
 import type { FastifyBaseLogger } from "fastify";
-import { decodeAudio } from "../audio/decode.js";
-import type { ModelPool } from "../engine/model-pool.js";
+import { decodeAudio, type DecodedAudio } from "../audio/decode.js";
+import type { ModelLease, ModelPool } from "../engine/model-pool.js";
 import type { JobScheduler } from "../engine/scheduler.js";
 import type { InstalledModel, ModelStore } from "../models/store.js";
 import type { UploadedFile } from "../upload/form.js";
@@ -22,6 +22,8 @@ export interface JobContext {
   /** Aborts when the client goes away: ffmpeg is killed and a queued job is dropped. */
   signal: AbortSignal;
   onSegment?: (segment: Segment) => void;
+  /** Called once the upload is decoded and no longer needed, so it can be deleted early. */
+  onDecoded?: () => Promise<void>;
 }
 
 /**
@@ -36,6 +38,16 @@ export async function findRequestedModel(
   return service.store.ensure(service.store.resolve(requested), { signal });
 }
 
+/**
+ * Rough audio length of an upload before decoding, for ordering waiting jobs: the upload's size
+ * at 128 kbit/s, a common rate for compressed speech. Uncompressed WAV counts as longer than it
+ * is, which only delays it behind compressed files of similar length.
+ */
+export function estimateAudioSeconds(sizeBytes: number): number {
+  const bytesPerSecond = 128_000 / 8;
+  return sizeBytes / bytesPerSecond;
+}
+
 export async function transcribeFile(
   service: TranscriptionService,
   request: AudioRequest,
@@ -46,38 +58,51 @@ export async function transcribeFile(
   // Leased at once, with no await in between, so that a DELETE cannot remove the file first.
   const lease = service.pool.lease(model.id, model.filePath);
   try {
-    service.scheduler.assertCapacity();
-    const audio = await decodeAudio(file.path, {
-      ffmpegPath: service.ffmpegPath,
-      signal: context.signal,
-      maxDurationSeconds: service.maxAudioSeconds,
-      log: context.log,
-    });
-
-    return await service.scheduler.run(audio.durationSeconds, context.signal, async () => {
-      const whisper = await lease.load();
-      const startedAt = performance.now();
-      const transcript = await whisper.transcribe(audio.samples, {
-        task: request.task,
-        language: request.language,
-        prompt: request.prompt,
-        temperature: request.temperature,
-        wordTimestamps: request.wordTimestamps,
-        logprobs: request.logprobs,
-        onSegment: context.onSegment,
+    // Decoding runs inside the job's slot: a waiting job holds only its upload on disk, never
+    // its decoded samples (0.9 GB for 4 hours of audio), and at most one ffmpeg runs per slot.
+    const estimatedSeconds = estimateAudioSeconds(file.sizeBytes);
+    return await service.scheduler.run(estimatedSeconds, context.signal, async () => {
+      const audio = await decodeAudio(file.path, {
+        ffmpegPath: service.ffmpegPath,
+        signal: context.signal,
+        maxDurationSeconds: service.maxAudioSeconds,
+        log: context.log,
       });
-      context.log.info(
-        {
-          model: model.id,
-          audioSeconds: Number(audio.durationSeconds.toFixed(2)),
-          inferenceSeconds: Number(((performance.now() - startedAt) / 1000).toFixed(2)),
-          segments: transcript.segments.length,
-        },
-        "transcription finished",
-      );
-      return transcript;
+      await context.onDecoded?.();
+      return runWhisper(audio, lease, model.id, request, context);
     });
   } finally {
     lease.release();
   }
+}
+
+async function runWhisper(
+  audio: DecodedAudio,
+  lease: ModelLease,
+  modelId: string,
+  request: AudioRequest,
+  context: JobContext,
+): Promise<Transcript> {
+  const whisper = await lease.load();
+  const startedAt = performance.now();
+  const transcript = await whisper.transcribe(audio.samples, {
+    task: request.task,
+    language: request.language,
+    prompt: request.prompt,
+    temperature: request.temperature,
+    wordTimestamps: request.wordTimestamps,
+    logprobs: request.logprobs,
+    onSegment: context.onSegment,
+  });
+  context.log.info(
+    {
+      model: modelId,
+      audioSeconds: Number(audio.durationSeconds.toFixed(2)),
+      inferenceSeconds: Number(((performance.now() - startedAt) / 1000).toFixed(2)),
+      segments: transcript.segments.length,
+      clientConnected: !context.signal.aborted,
+    },
+    "transcription finished",
+  );
+  return transcript;
 }
