@@ -1,6 +1,6 @@
-// Runs at most `slots` transcriptions at once. Waiting jobs are ordered shortest audio first, so
-// a short clip does not wait behind a long file, and each second a job waits counts as one second
-// less of audio, so a long job is never passed over indefinitely.
+// Runs at most `slots` transcriptions at once. Waiting jobs go shortest audio first, as the caller
+// estimates it, so a short clip does not wait behind a long file. Each second a job waits counts
+// as one second less of audio, so a long job is never passed over indefinitely.
 import { ApiError } from "../errors.js";
 
 /** Seconds a client is told to wait after a 429. */
