@@ -6,9 +6,11 @@ import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
+import type { Multipart, MultipartFile } from "@fastify/multipart";
 import type { FastifyRequest } from "fastify";
 import { ApiError } from "../errors.js";
 import { uploadTooLarge } from "../plugins/errors.js";
+import { RequestBodyGuard } from "./body-guard.js";
 
 /** Limits on the form's parts other than the file. */
 const MAX_FIELDS = 64;
@@ -100,6 +102,23 @@ export function multipartLimits(maxUploadBytes: number) {
 
 /** Reads the whole form; the uploaded file lands in `folder`. */
 export async function readForm(request: FastifyRequest, folder: UploadFolder): Promise<UploadedForm> {
+  assertMultipartRequest(request);
+
+  // Fastify's bodyLimit: MAX_UPLOAD_BYTES plus the overhead the app allows for the other fields.
+  const guard = new RequestBodyGuard(request.raw, request.routeOptions.bodyLimit);
+  try {
+    return await collectParts(request.parts(), folder, guard);
+  } catch (error) {
+    throw guard.signal.aborted ? guard.signal.reason : toFormError(error);
+  } finally {
+    guard.release();
+  }
+}
+
+/** RFC 2046 limits a multipart boundary to 70 characters. */
+const MAX_BOUNDARY_LENGTH = 70;
+
+function assertMultipartRequest(request: FastifyRequest): void {
   if (!request.isMultipart()) {
     throw new ApiError(
       "invalid_request",
@@ -107,37 +126,113 @@ export async function readForm(request: FastifyRequest, folder: UploadFolder): P
       { param: "file" },
     );
   }
-
-  const form: UploadedForm = { fields: new Map(), file: undefined };
-  for await (const part of request.parts()) {
-    const name = part.fieldname.endsWith("[]") ? part.fieldname.slice(0, -2) : part.fieldname;
-    if (part.type === "file") {
-      if (name !== "file") {
-        part.file.resume();
-        continue;
-      }
-      if (form.file) {
-        throw new ApiError("invalid_request", "Send one audio file per request.", {
-          param: "file",
-        });
-      }
-      const target = path.join(await folder.create(), "upload");
-      await pipeline(part.file, createWriteStream(target, { mode: 0o600 }));
-      form.file = { path: target, filename: part.filename, sizeBytes: (await stat(target)).size };
-      continue;
-    }
-    if (part.valueTruncated) {
-      throw new ApiError(
-        "invalid_request",
-        `The field '${name}' is longer than ${MAX_FIELD_BYTES} bytes.`,
-        { param: name },
-      );
-    }
-    const values = form.fields.get(name) ?? [];
-    values.push(String(part.value));
-    form.fields.set(name, values);
+  const boundary = /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(
+    request.headers["content-type"] ?? "",
+  );
+  const value = boundary?.[1] ?? boundary?.[2] ?? "";
+  if (value.length === 0 || value.length > MAX_BOUNDARY_LENGTH) {
+    throw new ApiError(
+      "invalid_request",
+      "The Content-Type header needs a boundary of 1 to 70 characters, as in " +
+        "'multipart/form-data; boundary=...'.",
+      { param: "file" },
+    );
   }
-  return form;
+}
+
+/**
+ * Reads parts until the form ends. Each step races the guard, because a stalled parser never
+ * settles the iterator.
+ */
+async function collectParts(
+  parts: AsyncIterableIterator<Multipart>,
+  folder: UploadFolder,
+  guard: RequestBodyGuard,
+): Promise<UploadedForm> {
+  const form: UploadedForm = { fields: new Map(), file: undefined };
+  for (;;) {
+    const next = await guard.race(parts.next());
+    if (next.done) return form;
+    guard.reportProgress();
+    await addPart(form, next.value, folder, guard);
+  }
+}
+
+async function addPart(
+  form: UploadedForm,
+  part: Multipart,
+  folder: UploadFolder,
+  guard: RequestBodyGuard,
+): Promise<void> {
+  const name = partName(part);
+  if (part.type === "file") {
+    await addFile(form, part, name, folder, guard);
+    return;
+  }
+  if (part.valueTruncated) {
+    throw new ApiError(
+      "invalid_request",
+      `The field '${name}' is longer than ${MAX_FIELD_BYTES} bytes.`,
+      { param: name },
+    );
+  }
+  const values = form.fields.get(name) ?? [];
+  values.push(String(part.value));
+  form.fields.set(name, values);
+}
+
+/**
+ * Returns the part's field name without the `[]` of a repeated field such as `include[]`.
+ * Raises a 400 when the part has no name.
+ */
+function partName(part: Multipart): string {
+  // busboy passes no name when the Content-Disposition header lacks one, despite the types.
+  const fieldname = part.fieldname as string | undefined;
+  if (fieldname === undefined) {
+    throw new ApiError(
+      "invalid_request",
+      "A part of the form has no name: its Content-Disposition header needs " +
+        `'form-data; name="..."'.`,
+      part.type === "file" ? { param: "file" } : {},
+    );
+  }
+  return fieldname.endsWith("[]") ? fieldname.slice(0, -2) : fieldname;
+}
+
+async function addFile(
+  form: UploadedForm,
+  part: MultipartFile,
+  name: string,
+  folder: UploadFolder,
+  guard: RequestBodyGuard,
+): Promise<void> {
+  if (name !== "file") {
+    part.file.resume();
+    return;
+  }
+  if (form.file) {
+    throw new ApiError("invalid_request", "Send one audio file per request.", { param: "file" });
+  }
+  const target = path.join(await folder.create(), "upload");
+  part.file.on("data", guard.reportProgress);
+  await pipeline(part.file, createWriteStream(target, { mode: 0o600 }), { signal: guard.signal });
+  form.file = { path: target, filename: part.filename, sizeBytes: (await stat(target)).size };
+}
+
+/**
+ * Turns a parser error into a 400. busboy raises plain errors without a code for a malformed
+ * body ("Unexpected end of multipart data", "Part terminated early..."). Errors with a code keep
+ * their status: @fastify/multipart's limits (413) and system errors such as ENOSPC (500).
+ */
+function toFormError(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof ApiError) return error;
+  if ("code" in error || "statusCode" in error) return error;
+  return new ApiError(
+    "invalid_request",
+    `The multipart body is malformed (${error.message}). Check that the boundary in the ` +
+      "Content-Type header matches the body and that the body ends with the closing boundary.",
+    { param: "file", cause: error },
+  );
 }
 
 /**
