@@ -9,6 +9,7 @@ import { JobScheduler } from "./engine/scheduler.js";
 import { preloadModels, reportDefaultModel } from "./models/preload.js";
 import { createModelStore } from "./models/store.js";
 import authPlugin from "./plugins/auth.js";
+import { frameworkErrorHandler, handleClientError } from "./plugins/client-errors.js";
 import errorsPlugin from "./plugins/errors.js";
 import { audioRoutes } from "./routes/audio.js";
 import { healthRoutes } from "./routes/health.js";
@@ -28,13 +29,21 @@ export interface AppOptions {
 const FORM_OVERHEAD_BYTES = 1024 * 1024;
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const errorOptions = { maxUploadBytes: config.maxUploadBytes };
   const app = Fastify({
     logger: loggerOptions(config.logLevel, options.logDestination),
     // Node's own limit on receiving a whole request; a slow upload of 25 MB fits comfortably.
     requestTimeout: 300_000,
+    // Applied to multipart bodies by `readForm`, which counts their bytes as they arrive.
     bodyLimit: config.maxUploadBytes + FORM_OVERHEAD_BYTES,
     return503OnClosing: true,
+    clientErrorHandler: handleClientError,
+    frameworkErrors: frameworkErrorHandler(errorOptions),
   });
+  // No route reads JSON or text. Fastify's built-in parsers would parse such a body up to
+  // bodyLimit before a handler could reject it, which blocks the event loop for seconds on
+  // deeply nested JSON. Without them, every body but multipart/form-data gets a 415 unread.
+  app.removeAllContentTypeParsers();
 
   const build = options.build ?? readBuildInfo();
   const ffmpegPath =
@@ -56,7 +65,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await pool.close();
   });
 
-  await app.register(errorsPlugin, { maxUploadBytes: config.maxUploadBytes });
+  await app.register(errorsPlugin, errorOptions);
   await app.register(authPlugin, { apiKeys: config.apiKeys });
   await app.register(multipart, {
     limits: multipartLimits(config.maxUploadBytes),

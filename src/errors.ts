@@ -8,12 +8,18 @@ export const errorKinds = {
   invalid_api_key: { status: 401, type: "invalid_request_error", code: "invalid_api_key" },
   not_found: { status: 404, type: "invalid_request_error", code: "not_found" },
   model_not_found: { status: 404, type: "invalid_request_error", code: "model_not_found" },
+  request_timeout: { status: 408, type: "invalid_request_error", code: "request_timeout" },
   model_in_use: { status: 409, type: "invalid_request_error", code: "model_in_use" },
   upload_too_large: { status: 413, type: "invalid_request_error", code: "upload_too_large" },
   unsupported_media_type: {
     status: 415,
     type: "invalid_request_error",
     code: "unsupported_media_type",
+  },
+  headers_too_large: {
+    status: 431,
+    type: "invalid_request_error",
+    code: "request_header_fields_too_large",
   },
   queue_full: { status: 429, type: "server_busy_error", code: "queue_full" },
   internal: { status: 500, type: "server_error", code: "internal_error" },

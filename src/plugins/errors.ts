@@ -9,7 +9,11 @@ export interface ErrorHandlerOptions {
   maxUploadBytes: number;
 }
 
-function fromFastifyError(error: FastifyError, options: ErrorHandlerOptions): ApiError | undefined {
+function fromFastifyError(
+  error: FastifyError,
+  request: FastifyRequest,
+  options: ErrorHandlerOptions,
+): ApiError | undefined {
   switch (error.code) {
     case "FST_BEARER_AUTH_MISSING_AUTHORIZATION_HEADER":
       return new ApiError(
@@ -27,9 +31,12 @@ function fromFastifyError(error: FastifyError, options: ErrorHandlerOptions): Ap
     case "FST_FIELDS_LIMIT":
       return new ApiError("upload_too_large", "The form has too many fields or files.");
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return unsupportedMediaType(request.headers["content-type"]);
+    case "FST_ERR_BAD_URL":
       return new ApiError(
-        "unsupported_media_type",
-        "Unsupported Content-Type: send multipart/form-data.",
+        "invalid_request",
+        `The URL path '${routePath(request.url)}' is not valid: every '%' must start a ` +
+          "percent-encoded UTF-8 byte such as %20.",
       );
   }
   const status = error.statusCode ?? 500;
@@ -37,6 +44,24 @@ function fromFastifyError(error: FastifyError, options: ErrorHandlerOptions): Ap
     return new ApiError("invalid_request", `The request could not be read: ${error.message}`);
   }
   return undefined;
+}
+
+/**
+ * Builds the 415 error. Fastify raises it for every body but multipart/form-data, because the app
+ * removes Fastify's JSON and text parsers.
+ */
+function unsupportedMediaType(contentType: string | undefined): ApiError {
+  if (contentType === undefined) {
+    return new ApiError(
+      "unsupported_media_type",
+      "The request has a body but no Content-Type header: send it as multipart/form-data.",
+    );
+  }
+  return new ApiError(
+    "unsupported_media_type",
+    `Unsupported Content-Type '${shorten(contentType)}': the API reads request bodies only ` +
+      "as multipart/form-data.",
+  );
 }
 
 export function uploadTooLarge(maxUploadBytes: number): ApiError {
@@ -47,13 +72,14 @@ export function uploadTooLarge(maxUploadBytes: number): ApiError {
   );
 }
 
-function toApiError(error: unknown, options: ErrorHandlerOptions): ApiError | undefined {
+function toApiError(
+  error: unknown,
+  request: FastifyRequest,
+  options: ErrorHandlerOptions,
+): ApiError | undefined {
   if (error instanceof ApiError) return error;
-  if (error instanceof Error && "code" in error) {
-    return fromFastifyError(error as FastifyError, options);
-  }
-  if (error instanceof Error && "statusCode" in error) {
-    return fromFastifyError(error as FastifyError, options);
+  if (error instanceof Error && ("code" in error || "statusCode" in error)) {
+    return fromFastifyError(error as FastifyError, request, options);
   }
   return undefined;
 }
@@ -67,7 +93,8 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
   return reply.code(error.status).type("application/json; charset=utf-8").send(toErrorBody(error));
 }
 
-function handleError(
+/** Sends `error` as OpenAI's error body and logs it: 4xx at info, anything else at error. */
+export function handleError(
   error: unknown,
   request: FastifyRequest,
   reply: FastifyReply,
@@ -78,7 +105,7 @@ function handleError(
     request.log.info({ err: error }, "client closed the connection before the response");
     return reply;
   }
-  const apiError = toApiError(error, options);
+  const apiError = toApiError(error, request, options);
   if (apiError && apiError.status < 500) {
     request.log.info({ status: apiError.status, code: apiError.code }, apiError.message);
     return sendApiError(reply, apiError);
@@ -108,6 +135,10 @@ export default fp(errorsPlugin, { name: "earshot-errors" });
 
 /** The path without its query string, cut to 100 characters for the message. */
 function routePath(url: string): string {
-  const pathOnly = url.split("?")[0] ?? "";
-  return pathOnly.length > 100 ? `${pathOnly.slice(0, 100)}...` : pathOnly;
+  return shorten(url.split("?")[0] ?? "");
+}
+
+/** Cuts a client-supplied value to 100 characters for an error message. */
+function shorten(value: string): string {
+  return value.length > 100 ? `${value.slice(0, 100)}...` : value;
 }

@@ -267,15 +267,37 @@ describe("POST /v1/audio/transcriptions with bad input", () => {
     expect(response.json().error.param).toBe("model");
   });
 
-  it("rejects a body that is not multipart", async () => {
+  it.each([
+    ["JSON", "application/json", '{"model":"whisper-1"}'],
+    ["text", "text/plain", "model=whisper-1"],
+    ["urlencoded", "application/x-www-form-urlencoded", "model=whisper-1"],
+  ])("rejects a %s body with 415", async (_case, contentType, payload) => {
     const response = await server.app.inject({
       method: "POST",
       url: "/v1/audio/transcriptions",
-      payload: { model: "whisper-1" },
+      payload,
+      headers: { "content-type": contentType },
     });
 
-    expect(response.statusCode).toBe(400);
-    expect(response.json().error.param).toBe("file");
+    expect(response.statusCode).toBe(415);
+    expect(response.json().error.type).toBe("invalid_request_error");
+    expect(response.json().error.code).toBe("unsupported_media_type");
+    expect(response.json().error.message).toContain(contentType);
+  });
+
+  it("rejects a deeply nested 20 MB JSON body without parsing it", async () => {
+    const depth = 10_000_000;
+    const payload = `${"[".repeat(depth)}${"]".repeat(depth)}`;
+    const startedAt = Date.now();
+    const response = await server.app.inject({
+      method: "POST",
+      url: "/v1/audio/transcriptions",
+      payload,
+      headers: { "content-type": "application/json" },
+    });
+
+    expect(response.statusCode).toBe(415);
+    expect(Date.now() - startedAt).toBeLessThan(1_000);
   });
 
   it("rejects two files in one request", async () => {
