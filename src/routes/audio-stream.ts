@@ -61,10 +61,11 @@ class EventStream {
   private start(): void {
     this.started = true;
     this.reply.hijack();
+    // No Connection header: Node sets it from the request, so a client that sent
+    // `Connection: close` gets its socket closed after the stream.
     this.reply.raw.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
-      connection: "keep-alive",
       // Tells nginx-style proxies not to buffer the stream.
       "x-accel-buffering": "no",
     });
