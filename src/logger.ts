@@ -1,5 +1,5 @@
 // pino settings for the server. Authorization headers are redacted wherever a log object carries
-// them; Fastify's default request serializer logs no headers at all, and keys never appear in
+// them. The request serializer logs no headers and no query string, and keys never appear in
 // messages.
 import type { DestinationStream, LoggerOptions } from "pino";
 
@@ -18,6 +18,29 @@ const redactedPaths = [
   "config.apiKeys",
 ];
 
+/** The request fields Fastify logs by default, either from a Fastify or a Node request. */
+interface LoggedRequest {
+  method?: string;
+  url?: string;
+  host?: string;
+  ip?: string;
+  socket?: { remotePort?: number } | null;
+}
+
+/**
+ * Fastify's default `req` serializer without the query string in `url`, since a query string
+ * can carry a secret such as `?api_key=`. No route reads the query.
+ */
+function serializeRequest(request: LoggedRequest) {
+  return {
+    method: request.method,
+    url: request.url?.split("?")[0],
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
 export function loggerOptions(
   level: string,
   destination?: LogDestination,
@@ -25,6 +48,7 @@ export function loggerOptions(
   return {
     level,
     redact: { paths: redactedPaths, censor: "[redacted]" },
+    serializers: { req: serializeRequest },
     ...(destination ? { stream: destination } : {}),
   };
 }

@@ -4,6 +4,7 @@ import { buildTestApp, multipartBody, SPEECH_FIXTURE, type TestApp } from "./hel
 
 const KEY = "sk-log-secret-5b9d1e7f3a";
 const WRONG_KEY = "sk-wrong-guess-8c2e4a6b0d";
+const QUERY_KEY = "sk-in-the-query-3e9b7c1f5a";
 
 describe("logs", () => {
   let server: TestApp;
@@ -36,6 +37,40 @@ describe("logs", () => {
     expect(server.logs.lines.length).toBeGreaterThan(requests.length);
     expect(server.logs.text).not.toContain(WRONG_KEY);
     expect(server.logs.text).not.toContain(KEY);
+  });
+
+  it("never contain a key sent in the query string", async () => {
+    const { payload, headers } = await multipartBody(
+      { model: "whisper-1" },
+      { content: Buffer.alloc(10) },
+    );
+    const requests = [
+      { method: "GET" as const, url: `/v1/models?api_key=${QUERY_KEY}` },
+      { method: "GET" as const, url: `/v1/no-such-route?api_key=${QUERY_KEY}` },
+      { method: "GET" as const, url: `/v1/models/%zz?api_key=${QUERY_KEY}` },
+      {
+        method: "POST" as const,
+        url: `/v1/audio/transcriptions?api_key=${QUERY_KEY}`,
+        payload,
+        headers,
+      },
+    ];
+    const linesBefore = server.logs.lines.length;
+
+    for (const request of requests) {
+      await server.app.inject({
+        method: request.method,
+        url: request.url,
+        payload: request.payload,
+        headers: { ...request.headers, authorization: `Bearer ${KEY}` },
+      });
+    }
+
+    const lines = server.logs.lines.slice(linesBefore);
+    const incoming = lines.filter((line) => line.includes('"incoming request"'));
+    expect(incoming).toHaveLength(requests.length);
+    expect(JSON.parse(incoming[0]!).req.url).toBe("/v1/models");
+    expect(lines.join("\n")).not.toContain(QUERY_KEY);
   });
 
   it("redact an authorization header that reaches a log object", () => {
