@@ -1,15 +1,14 @@
 // Benchmarks earshot against whisper.cpp's own CLI: one request side by side, transcript
 // parity, several clients at once, and a short clip behind a long one.
-// Usage: npx tsx bench/run.ts [--quick] [--threads N]
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+// Usage: npx tsx bench/run.ts [--quick] [--threads N] [--server-ref REF]
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { type Clip, makeSpeechClip } from "./lib/clips.js";
 import { transcribeOverHttp, readUpload } from "./lib/client.js";
-import { buildNativeCli, runNativeCli } from "./lib/native.js";
+import { buildNativeCli, readAddonCflags, runNativeCli } from "./lib/native.js";
 import { type BenchModel, ensureBenchModel } from "./lib/model.js";
 import { type BenchOptions, parseBenchOptions, usage } from "./lib/options.js";
 import { type ServerSource, extractServerSource } from "./lib/server-source.js";
@@ -20,15 +19,10 @@ import {
   describeMachine,
   writeResults,
 } from "./lib/report.js";
-import {
-  type BehindLongJobResult,
-  type NativeTarget,
-  type ServerTarget,
-  type SingleRequestResult,
-  compareSingleRequest,
-  measureBehindLongJob,
-  measureConcurrency,
-} from "./lib/scenarios.js";
+import { type BehindLongJobResult, measureBehindLongJob } from "./lib/behind-long-job.js";
+import { measureConcurrency } from "./lib/concurrency.js";
+import { type SingleRequestResult, compareClips } from "./lib/single-request.js";
+import type { NativeTarget, ServerTarget } from "./lib/targets.js";
 import {
   type RunningServer,
   killRunningServers,
@@ -89,7 +83,7 @@ async function main() {
 
 async function prepareInputs(options: BenchOptions, scratchDir: string): Promise<Inputs> {
   progress("building whisper.cpp's CLI from smart-whisper's sources");
-  const cli = await buildNativeCli(workDir, options.threads);
+  const cli = await buildNativeCli(workDir, availableParallelism());
   progress("generating the tiny.en-shaped model");
   const model = await ensureBenchModel(repoRoot, path.join(workDir, "models"));
   progress("synthesizing speech clips with espeak-ng");
@@ -136,7 +130,11 @@ async function measure(inputs: Inputs): Promise<BenchResults> {
       concurrencyClip, plan.requestsPerLevel)));
     // Last in this profile, longest clip last: a request that timed out may leave its job
     // running in the server, which would slow everything measured after it.
-    single.push(...(await compareClips(inputs, server)));
+    const comparisons = plan.singleRequest.map(({ seconds, pairs }) => ({
+      clip: clipOf(inputs, seconds),
+      pairs,
+    }));
+    single.push(...(await compareClips(server, inputs.native, comparisons, progress)));
   });
 
   let behindLongJob: BehindLongJobResult | undefined;
@@ -161,7 +159,7 @@ async function measure(inputs: Inputs): Promise<BenchResults> {
     serverSource: inputs.server.description,
     machine: describeMachine(availableParallelism(), loadAverageAtStart),
     nativeCflags: inputs.native.cli.cflags,
-    addonFlags: readAddonFlags(),
+    addonFlags: readAddonCflags(),
     model: { name: inputs.model.name, sizeBytes: statSync(inputs.model.path).size },
     threads,
     decoding: `greedy (beam 1), temperature 0 without fallback, language ${language}, ` +
@@ -170,37 +168,6 @@ async function measure(inputs: Inputs): Promise<BenchResults> {
     single,
     concurrency,
     behindLongJob: behindLongJob as BehindLongJobResult,
-  };
-}
-
-async function compareClips(inputs: Inputs, server: ServerTarget) {
-  const results: SingleRequestResult[] = [];
-  for (const { seconds, pairs } of inputs.options.plan.singleRequest) {
-    const clip = clipOf(inputs, seconds);
-    if (results.some((result) => result.error !== undefined)) {
-      results.push(skippedComparison(clip));
-      continue;
-    }
-    progress(`comparing one request on the ${seconds} s clip, ${pairs} pairs`);
-    const result = await compareSingleRequest(server, inputs.native, clip, pairs);
-    if (result.error !== undefined) progress(`comparison stopped: ${result.error}`);
-    results.push(result);
-  }
-  return results;
-}
-
-function skippedComparison(clip: Clip): SingleRequestResult {
-  return {
-    clip: clip.name,
-    audioSeconds: clip.durationSeconds,
-    pairs: [],
-    error: "skipped after an earlier comparison failed",
-    medianNativeWorkMs: Number.NaN,
-    medianNativeTranscribeMs: Number.NaN,
-    medianEarshotMs: Number.NaN,
-    medianEarshotInferenceMs: undefined,
-    medianRatio: Number.NaN,
-    parityIdentical: true,
   };
 }
 
@@ -264,17 +231,6 @@ async function warmUp(inputs: Inputs, server: ServerTarget) {
   await transcribeOverHttp({ ...server.request, timeoutMs }, readUpload(clip.path));
   await runNativeCli(inputs.native.cli, inputs.native.modelPath, clip.path, inputs.native.decoding,
     { scratchDir: inputs.native.scratchDir, timeoutMs });
-}
-
-function readAddonFlags(): string {
-  const require = createRequire(import.meta.url);
-  const packageDir = path.dirname(require.resolve("smart-whisper/package.json"));
-  try {
-    const stamp = readFileSync(path.join(packageDir, "build", "earshot-flags.json"), "utf8");
-    return (JSON.parse(stamp) as { cflags?: string }).cflags ?? "unknown";
-  } catch {
-    return "unknown (no build/earshot-flags.json)";
-  }
 }
 
 function removeScratchDirs() {

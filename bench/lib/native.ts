@@ -62,6 +62,18 @@ export async function buildNativeCli(workDir: string, jobs: number): Promise<Nat
   return { binaryPath: path.join(sourceDir, "main"), cflags: cflags.trim() };
 }
 
+/** Returns the compiler flags earshot's addon was built with, from the engine build's stamp. */
+export function readAddonCflags(): string {
+  const require = createRequire(import.meta.url);
+  const packageDir = path.dirname(require.resolve("smart-whisper/package.json"));
+  try {
+    const stamp = readFileSync(path.join(packageDir, "build", "earshot-flags.json"), "utf8");
+    return (JSON.parse(stamp) as { cflags?: string }).cflags ?? "unknown";
+  } catch {
+    return "unknown (no build/earshot-flags.json)";
+  }
+}
+
 /** Copies the sources once per smart-whisper version, so make can reuse its objects. */
 function copyBundledSources(sourceDir: string) {
   const require = createRequire(import.meta.url);

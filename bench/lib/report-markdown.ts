@@ -1,6 +1,6 @@
 // Markdown tables of the benchmark's results.
 import type { BenchResults, TargetCheck } from "./report.js";
-import type { SingleRequestResult } from "./scenarios.js";
+import type { SingleRequestResult } from "./single-request.js";
 import { round } from "./stats.js";
 
 export function formatRatio(value: number): string {

@@ -4,11 +4,9 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import path from "node:path";
 
-import type {
-  BehindLongJobResult,
-  ConcurrencyResult,
-  SingleRequestResult,
-} from "./scenarios.js";
+import type { BehindLongJobResult } from "./behind-long-job.js";
+import type { ConcurrencyResult } from "./concurrency.js";
+import type { SingleRequestResult } from "./single-request.js";
 import { formatBytes, formatMs, formatRatio, renderMarkdown } from "./report-markdown.js";
 import { round } from "./stats.js";
 

@@ -8,7 +8,7 @@ import {
   evaluateTargets,
 } from "../lib/report.js";
 import { renderMarkdown } from "../lib/report-markdown.js";
-import type { SingleRequestResult } from "../lib/scenarios.js";
+import type { SingleRequestResult } from "../lib/single-request.js";
 
 const identical: ParityResult = {
   identical: true,
