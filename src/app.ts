@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from "fastify";
 import { findFfmpeg } from "./audio/ffmpeg-binary.js";
 import { readBuildInfo, type BuildInfo } from "./build-info.js";
 import type { Config } from "./config.js";
+import { ApiError } from "./errors.js";
 import { ModelPool } from "./engine/model-pool.js";
 import { JobScheduler } from "./engine/scheduler.js";
 import { preloadModels, reportDefaultModel } from "./models/preload.js";
@@ -36,7 +37,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     requestTimeout: 300_000,
     // Applied to multipart bodies by `readForm`, which counts their bytes as they arrive.
     bodyLimit: config.maxUploadBytes + FORM_OVERHEAD_BYTES,
-    return503OnClosing: true,
+    // While stopping, new requests get a 503 in OpenAI's shape from the hook below instead.
+    return503OnClosing: false,
     clientErrorHandler: handleClientError,
     frameworkErrors: frameworkErrorHandler(errorOptions),
   });
@@ -86,13 +88,21 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 }
 
 /**
- * Once `close()` has begun, responses carry `Connection: close`, so a keep-alive client does not
+ * Once `close()` has begun, new requests get 503 `shutting_down` (the SDK retries it, reaching
+ * another instance), and responses carry `Connection: close`, so a keep-alive client does not
  * hold its socket open and the server can stop as soon as running requests end.
  */
 function closeConnectionsWhileStopping(app: FastifyInstance): void {
   let stopping = false;
   app.addHook("preClose", async () => {
     stopping = true;
+  });
+  app.addHook("onRequest", async () => {
+    if (stopping) {
+      throw new ApiError("shutting_down", "The server is shutting down. Retry the request.", {
+        retryAfterSeconds: 1,
+      });
+    }
   });
   app.addHook("onSend", async (_request, reply) => {
     if (stopping) reply.header("connection", "close");

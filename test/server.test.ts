@@ -55,7 +55,12 @@ function spawnServer(
     child.stderr!.on("data", onData);
     child.once("exit", (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code, signal) => {
+      output += `\n[exit code=${code} signal=${signal}]`;
+      resolve(code);
+    }),
+  );
   return { child, output: () => output, baseUrl: "", exited, listening };
 }
 

@@ -41,8 +41,11 @@ async function handleAudioRequest(
   };
   let rendered: RenderedTranscript;
   try {
+    // A full queue answers 429 before the upload is read, not after.
+    service.scheduler.assertCapacity();
     const { audioRequest, file } = await readAudioRequest(request, folder, task);
-    const context = { log: request.log, signal: disconnect.signal };
+    // The upload goes as soon as it is decoded, not when a long transcription ends.
+    const context = { log: request.log, signal: disconnect.signal, onDecoded: cleanUp };
 
     if (audioRequest.stream) {
       return await streamTranscription(reply, service, audioRequest, file, { ...context, cleanUp });
