@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ModelPool, type PoolSettings } from "../../src/engine/model-pool.js";
 import { ApiError } from "../../src/errors.js";
 import { capturedLogger, MICRO_MODEL, temporaryModelDir } from "./model-fixtures.js";
+import { TEST_POOL_SETTINGS } from "../helpers/pool-settings.js";
 
 const REPOSITORY_ROOT = path.resolve(import.meta.dirname, "../..");
 const POOL_SOURCE = path.join(REPOSITORY_ROOT, "src/engine/model-pool.ts");
@@ -27,16 +28,7 @@ function createPool(settings: Partial<PoolSettings> = {}): ModelPool {
   const { log, lines } = capturedLogger();
   logLines = lines;
   const pool = new ModelPool(
-    {
-      threadsPerJob: 1,
-      beamSize: 1,
-      temperatureFallback: false,
-      maxSegmentTokens: 8,
-      gpu: false,
-      modelIdleSeconds: 600,
-      maxLoadedModels: 2,
-      ...settings,
-    },
+    { ...TEST_POOL_SETTINGS, ...settings },
     log as unknown as FastifyBaseLogger,
   );
   pools.push(pool);

@@ -7,6 +7,7 @@ import { preloadModels } from "../../src/models/preload.js";
 import { ModelStore } from "../../src/models/store.js";
 import { startStandInHub, type StandInHub } from "../helpers/stand-in-hub.js";
 import { capturedLogger, MICRO_EN_MODEL, temporaryModelDir } from "./model-fixtures.js";
+import { TEST_POOL_SETTINGS } from "../helpers/pool-settings.js";
 
 let hub: StandInHub;
 let modelDir: string;
@@ -31,15 +32,7 @@ describe("preloadModels", () => {
       hubEndpoint: hub.url,
     });
     pool = new ModelPool(
-      {
-        threadsPerJob: 1,
-        beamSize: 1,
-        temperatureFallback: false,
-        maxSegmentTokens: 8,
-        gpu: false,
-        modelIdleSeconds: 600,
-        maxLoadedModels: 2,
-      },
+      TEST_POOL_SETTINGS,
       log as unknown as FastifyBaseLogger,
     );
 
