@@ -19,7 +19,7 @@ import { multipartLimits, rejectOversizedRequest } from "./upload/form.js";
 import { loggerOptions, type LogDestination } from "./logger.js";
 
 export interface AppOptions {
-  /** Where logs go; stdout by default. Tests pass a stream to read them. */
+  /** Log destination, stdout by default. Tests pass a stream to read the lines. */
   logDestination?: LogDestination;
   build?: BuildInfo;
   /** The ffmpeg executable; found as the server would find it when not given. */

@@ -36,9 +36,9 @@ export async function preloadModels(
 }
 
 /**
- * Logs at start whether DEFAULT_MODEL, which `whisper-1` requests use, is installed; when it is
- * not, says whether the first request will download it or fail, so an operator learns it before
- * a client does.
+ * Logs at start whether DEFAULT_MODEL, which `whisper-1` requests use, is installed. When it is
+ * not, the line tells whether the first request will download it or fail, so an operator learns
+ * it before a client does.
  */
 export async function reportDefaultModel(store: ModelStore, log: ModelLog): Promise<void> {
   try {

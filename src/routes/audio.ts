@@ -41,7 +41,7 @@ async function handleAudioRequest(
   };
   let rendered: RenderedTranscript;
   try {
-    // A full queue answers 429 before the upload is read, not after.
+    // With the queue full, the request gets its 429 before the upload is read.
     service.scheduler.assertCapacity();
     const { audioRequest, file } = await readAudioRequest(request, folder, task);
     // The upload goes as soon as it is decoded, not when a long transcription ends.
@@ -79,7 +79,7 @@ async function readAudioRequest(
   return { audioRequest, file: form.file };
 }
 
-/** An AbortSignal that fires when the client closes the connection before the response ends. */
+/** Creates an AbortSignal that fires when the client leaves before the response ends. */
 function abortOnDisconnect(reply: FastifyReply) {
   const controller = new AbortController();
   const onClose = () => {

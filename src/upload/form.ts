@@ -236,7 +236,7 @@ function toFormError(error: unknown): unknown {
 }
 
 /**
- * An `onRequest` hook that answers 413 as soon as a declared Content-Length is over the limit,
+ * An `onRequest` hook that rejects with 413 as soon as a declared Content-Length is over the limit,
  * before any of the body is read. Chunked uploads are held to the same limit while streaming.
  */
 export function rejectOversizedRequest(maxUploadBytes: number, formOverheadBytes: number) {
