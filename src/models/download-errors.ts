@@ -62,11 +62,60 @@ export class IntegrityError extends ModelDownloadError {
   ) {
     super(
       `${fileNameOf(url)} failed verification: its ${check === "size" ? "size" : "SHA-256"} ` +
-        `is ${actual} but the hub reports ${expected}. The partial download was deleted, ` +
-        "so the next try starts from zero.",
+        `is ${actual} but the hub reports ${expected}. The partial download was deleted.`,
       url,
     );
   }
+}
+
+export interface InsufficientSpaceDetails {
+  /** The file's size as the hub reports it, if it does. */
+  expectedSize: number | undefined;
+  /** Bytes of the file already in the partial file. */
+  bytesWritten: number;
+  freeBytes: number;
+  /** Bytes that downloads leave free on the file system. */
+  reserveBytes: number;
+  url: string;
+}
+
+/**
+ * MODEL_DIR's file system has too little free space for the file; the partial file is deleted.
+ * The message names the sizes but not the folder, because it reaches API clients.
+ */
+export class InsufficientSpaceError extends ModelDownloadError {
+  override name = "InsufficientSpaceError";
+  readonly details: Omit<InsufficientSpaceDetails, "url">;
+
+  constructor({ url, ...details }: InsufficientSpaceDetails) {
+    super(describeShortage(fileNameOf(url), details), url);
+    this.details = details;
+  }
+}
+
+function describeShortage(
+  fileName: string,
+  details: Omit<InsufficientSpaceDetails, "url">,
+): string {
+  const free =
+    `the model folder's file system has ${formatBytes(details.freeBytes)} free, and ` +
+    `downloads leave ${formatBytes(details.reserveBytes)} of it unused`;
+  if (details.expectedSize === undefined) {
+    return (
+      `The download of ${fileName} stopped after ${formatBytes(details.bytesWritten)} ` +
+      `because ${free}. Free some space or set MODEL_DIR to a larger volume.`
+    );
+  }
+  return (
+    `${fileName} is ${formatBytes(details.expectedSize)}, with ` +
+    `${formatBytes(details.expectedSize - details.bytesWritten)} still to download, but ` +
+    `${free}. Free some space or set MODEL_DIR to a larger volume.`
+  );
+}
+
+/** Formats a byte count exactly, with decimal megabytes (10^6 bytes) for reading. */
+function formatBytes(bytes: number): string {
+  return `${bytes} bytes (${(bytes / 1_000_000).toFixed(1)} MB)`;
 }
 
 export function fileNameOf(url: string): string {

@@ -8,7 +8,7 @@ import type { BaseLogger } from "pino";
 
 import { HubUnavailableError, IntegrityError } from "./download-errors.js";
 import type { DownloadProgress } from "./progress.js";
-import { transferOnce } from "./transfer.js";
+import { transferOnce, type TransferHistory } from "./transfer.js";
 
 export const DEFAULT_HUB_ENDPOINT = "https://huggingface.co";
 export const WHISPER_REPOSITORY = "ggerganov/whisper.cpp";
@@ -72,8 +72,9 @@ export interface DownloadSettings extends DownloadOptions {
  * resumes that file with a range request when one exists, checks size and SHA-256 against the
  * hub's headers, then renames it into place.
  *
- * Throws HubUnavailableError, ModelNotFoundOnHubError, IntegrityError, ModelDownloadError for
- * other HTTP failures, the signal's reason when aborted, and file system errors as they are.
+ * Throws HubUnavailableError, ModelNotFoundOnHubError, IntegrityError, InsufficientSpaceError,
+ * ModelDownloadError for other HTTP failures, the signal's reason when aborted, and file system
+ * errors as they are. HubUnavailableError is the only one that a retry is expected to fix.
  *
  * NOTE: two processes downloading to the same destination at once corrupt each other's partial
  * file. Within one process, share the download through SingleFlight.
@@ -92,9 +93,10 @@ export async function downloadModelFile(options: DownloadOptions): Promise<Downl
 
   let resumes = 0;
   let restartedAfterMismatch = false;
+  const history: TransferHistory = {};
   for (;;) {
     try {
-      return await transferOnce(settings);
+      return await transferOnce(settings, history);
     } catch (error) {
       if (isResumable(error) && resumes < settings.resumeAttempts) {
         resumes += 1;

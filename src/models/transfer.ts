@@ -8,41 +8,66 @@
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
+import path from "node:path";
 
 import { AttemptConnection } from "./attempt-connection.js";
+import { FreeSpaceGuard } from "./disk-space.js";
 import {
   fileNameOf,
   HubUnavailableError,
+  InsufficientSpaceError,
   IntegrityError,
   ModelDownloadError,
   ModelNotFoundOnHubError,
 } from "./download-errors.js";
 import type { DownloadResult, DownloadSettings } from "./download.js";
+import {
+  parseContentRange,
+  parseUnsatisfiedRange,
+  readLinkedHeaders,
+  sizeFromResponse,
+  type ExpectedFile,
+} from "./hub-headers.js";
 import { ProgressTracker } from "./progress.js";
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 /** Minimum time between two `onProgress` calls while bytes arrive, in ms. */
 const PROGRESS_INTERVAL_MS = 100;
 
-/** Makes one transfer attempt, resuming the partial file if one exists, and installs the file. */
-export async function transferOnce(settings: DownloadSettings): Promise<DownloadResult> {
+/** Facts that the attempts of one download pass on to the attempts after them. */
+export interface TransferHistory {
+  /** The file size that an earlier response declared, from its headers. */
+  declaredSize?: number;
+  /** Length of the partial file right after this download last appended to it. */
+  writtenBytes?: number;
+}
+
+/**
+ * Makes one transfer attempt, resuming the partial file if one exists, and installs the file.
+ * Deletes the partial file when the file system is out of space, because no resume can succeed.
+ */
+export async function transferOnce(
+  settings: DownloadSettings,
+  history: TransferHistory,
+): Promise<DownloadResult> {
   const partial = await PartialFile.open(`${settings.destination}.part`);
   const connection = new AttemptConnection(settings);
   try {
-    const opened = await openBody(connection, settings, partial);
+    const opened = await openBody(connection, settings, partial, history);
     const resumedFromBytes = partial.bytes;
-    const received = await receiveBody(connection, opened, partial, settings);
+    const received = await receiveBody(connection, opened, partial, settings, history);
     return await installVerified(received, opened.expected, partial, resumedFromBytes, settings);
+  } catch (error) {
+    if (isOutOfSpace(error)) await partial.discard();
+    throw error;
   } finally {
     connection.close();
   }
 }
 
-/** The size and SHA-256 the hub reports; either may be missing. */
-interface ExpectedFile {
-  size?: number;
-  sha256?: string;
+function isOutOfSpace(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return error instanceof InsufficientSpaceError || code === "ENOSPC" || code === "EDQUOT";
 }
 
 interface OpenedBody {
@@ -52,15 +77,23 @@ interface OpenedBody {
 
 /**
  * Opens a response whose body continues the partial file. Discards the partial file when the
- * server cannot continue it: a 416, or a 200 that ignored the range.
+ * server cannot continue it: a 416, or a 200 that ignored the range. Throws IntegrityError
+ * when the server's file is shorter or longer than the hub reports.
  */
 async function openBody(
   connection: AttemptConnection,
   settings: DownloadSettings,
   partial: PartialFile,
+  history: TransferHistory,
 ): Promise<OpenedBody> {
   let opened = await followRedirects(connection, settings, partial);
   if (opened.response.status === 416 && partial.bytes > 0) {
+    const declaredSize = opened.expected.size ?? history.declaredSize;
+    const mismatch = sizeMismatchOf416(opened.response, partial, declaredSize, history, settings);
+    if (mismatch) {
+      await partial.discard();
+      throw mismatch;
+    }
     settings.logger?.warn(
       { url: settings.url, partialBytes: partial.bytes },
       "the server rejected the range of the partial download; starting from zero",
@@ -75,9 +108,51 @@ async function openBody(
     throw errorForStatus(response, settings.url);
   }
   if (response.status === 200 && partial.bytes > 0) await partial.discard();
-  if (response.status === 206) checkRangeStart(response, partial.bytes, settings.url);
+  if (response.status === 206) {
+    checkRangeStart(response, partial.bytes, settings.url);
+    await checkRangeTotal(response, expected.size, partial, settings.url);
+  }
   expected.size ??= sizeFromResponse(response);
+  history.declaredSize = expected.size ?? history.declaredSize;
   return opened;
+}
+
+/**
+ * Returns an IntegrityError when a 416 shows that the server's file is shorter than declared.
+ * A 416 for `bytes=N-` means the file has at most N bytes. It has exactly N bytes when the
+ * Content-Range total states it, or when this download itself received the byte before N. Then
+ * resuming or restarting would fetch the same short file. Returns undefined when the partial
+ * file may be stale, so that the caller starts from zero.
+ */
+function sizeMismatchOf416(
+  response: Response,
+  partial: PartialFile,
+  declaredSize: number | undefined,
+  history: TransferHistory,
+  settings: DownloadSettings,
+): IntegrityError | undefined {
+  const total = parseUnsatisfiedRange(response.headers.get("content-range"));
+  const receivedLastByte = history.writtenBytes === partial.bytes;
+  const fileSize = total ?? (receivedLastByte ? partial.bytes : undefined);
+  if (fileSize !== partial.bytes || declaredSize === undefined || declaredSize === fileSize) {
+    return undefined;
+  }
+  return new IntegrityError("size", String(declaredSize), String(fileSize), 0, settings.url);
+}
+
+/** Throws IntegrityError when a 206's Content-Range total differs from the hub's size. */
+async function checkRangeTotal(
+  response: Response,
+  expectedSize: number | undefined,
+  partial: PartialFile,
+  hubUrl: string,
+): Promise<void> {
+  const total = parseContentRange(response.headers.get("content-range"))?.total;
+  if (expectedSize === undefined || total === undefined || total === expectedSize) return;
+
+  await cancelBody(response);
+  await partial.discard();
+  throw new IntegrityError("size", String(expectedSize), String(total), 0, hubUrl);
 }
 
 /** Sends the request chain for the file, reading the hub's `X-Linked-*` headers on the way. */
@@ -102,20 +177,6 @@ async function followRedirects(
     `${settings.url} redirected more than ${settings.maxRedirects} times`,
     settings.url,
   );
-}
-
-/**
- * Fills `expected` from the first redirect that carries `X-Linked-Etag` or `X-Linked-Size`.
- * Only a 64-digit hex etag is a SHA-256. Files kept in Git rather than LFS have a Git SHA-1
- * etag instead, which is not checked.
- */
-function readLinkedHeaders(headers: Headers, expected: ExpectedFile): void {
-  const etag = headers.get("x-linked-etag")?.replace(/^W\//, "").replaceAll('"', "").toLowerCase();
-  if (expected.sha256 === undefined && etag !== undefined && SHA256_HEX.test(etag)) {
-    expected.sha256 = etag;
-  }
-  const size = parseByteCount(headers.get("x-linked-size"));
-  if (expected.size === undefined && size !== undefined) expected.size = size;
 }
 
 function redirectTarget(response: Response, currentUrl: string, hubUrl: string): string {
@@ -165,26 +226,6 @@ function checkRangeStart(response: Response, partialBytes: number, hubUrl: strin
   );
 }
 
-function sizeFromResponse(response: Response): number | undefined {
-  if (response.status === 206) {
-    return parseContentRange(response.headers.get("content-range"))?.total;
-  }
-  return parseByteCount(response.headers.get("content-length"));
-}
-
-/** Parses `bytes START-END/TOTAL`; TOTAL may be `*`, meaning unknown. */
-function parseContentRange(value: string | null): { start: number; total?: number } | undefined {
-  const match = /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(value?.trim() ?? "");
-  if (!match) return undefined;
-  const total = match[2] === "*" ? undefined : Number(match[2]);
-  return { start: Number(match[1]), total };
-}
-
-function parseByteCount(value: string | null): number | undefined {
-  if (value === null || !/^\d+$/.test(value.trim())) return undefined;
-  return Number(value.trim());
-}
-
 async function cancelBody(response: Response): Promise<void> {
   // A body that fails while being discarded changes nothing about the outcome.
   await response.body?.cancel().catch(() => undefined);
@@ -195,15 +236,22 @@ interface ReceivedFile {
   sha256: string;
 }
 
-/** Appends the body to the partial file, hashing what was already there first. */
+/**
+ * Appends the body to the partial file, hashing what was already there first. Stops with
+ * InsufficientSpaceError before the file system's free space runs out.
+ */
 async function receiveBody(
   connection: AttemptConnection,
   opened: OpenedBody,
   partial: PartialFile,
   settings: DownloadSettings,
+  history: TransferHistory,
 ): Promise<ReceivedFile> {
   const hash = await partial.hashContents();
   const tracker = new ProgressTracker(opened.expected.size, partial.bytes);
+  const folder = path.dirname(partial.path);
+  const freeSpace = new FreeSpaceGuard(folder, opened.expected.size, settings.url);
+  await freeSpace.check(partial.bytes);
   const file = await open(partial.path, partial.bytes > 0 ? "a" : "w");
   let lastReportMs = performance.now();
   settings.onProgress?.(tracker.update(partial.bytes));
@@ -213,6 +261,8 @@ async function receiveBody(
       hash.update(chunk);
       await writeAll(file, chunk);
       partial.bytes += chunk.byteLength;
+      history.writtenBytes = partial.bytes;
+      await freeSpace.check(partial.bytes);
       if (performance.now() - lastReportMs >= PROGRESS_INTERVAL_MS) {
         lastReportMs = performance.now();
         settings.onProgress?.(tracker.update(partial.bytes));
@@ -238,7 +288,8 @@ async function writeAll(file: FileHandle, chunk: Uint8Array): Promise<void> {
 /**
  * Checks the received file against the expected size and SHA-256 and renames it into place.
  * A body shorter than the expected size counts as a dropped connection, so the partial file
- * stays for a resume.
+ * stays for a resume. If the body was whole, that resume gets a 416, which `openBody` reports
+ * as a size mismatch.
  */
 async function installVerified(
   received: ReceivedFile,

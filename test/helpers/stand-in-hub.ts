@@ -33,6 +33,19 @@ export interface StandInHubBehaviour {
   omitLinkedHeaders?: boolean;
   /** Relative redirects the hub sends before the CDN redirect, as for a renamed repository. */
   relativeRedirects?: number;
+  /** Sends this size in `X-Linked-Size` in place of the file's real size. */
+  linkedSizeBytes?: number;
+  /**
+   * Sends this Content-Length on full (200) CDN responses in place of the body's length, then
+   * closes the connection after the real body. 206 and 416 responses keep the real length.
+   */
+  contentLengthBytes?: number;
+  /** Sends full (200) CDN bodies chunked, without Content-Length. */
+  omitContentLength?: boolean;
+  /** Sends 416 responses without the Content-Range header that states the file's size. */
+  omitUnsatisfiedRangeTotal?: boolean;
+  /** Sends this Location on the hub's redirect in place of the CDN URL; null leaves it off. */
+  redirectLocation?: string | null;
 }
 
 export interface RecordedRequest {
@@ -141,13 +154,14 @@ function resolveFile(
     return;
   }
 
-  const headers: http.OutgoingHttpHeaders = {
-    location: `${hub.url}${CDN_PREFIX}${file.sha256}`,
-    "x-repo-commit": "0".repeat(40),
-  };
+  const { linkedSizeBytes, redirectLocation } = hub.behaviour;
+  const headers: http.OutgoingHttpHeaders = { "x-repo-commit": "0".repeat(40) };
+  if (redirectLocation !== null) {
+    headers.location = redirectLocation ?? `${hub.url}${CDN_PREFIX}${file.sha256}`;
+  }
   if (!hub.behaviour.omitLinkedHeaders) {
     headers["x-linked-etag"] = `"${file.sha256}"`;
-    headers["x-linked-size"] = String(file.body.length);
+    headers["x-linked-size"] = String(linkedSizeBytes ?? file.body.length);
   }
   response.writeHead(302, headers).end();
 }
@@ -172,7 +186,11 @@ async function sendFromCdn(
   const body = servedBody(hub.behaviour, file.body);
   const start = hub.behaviour.ignoreRange ? 0 : rangeStart(request.headers.range);
   if (start >= body.length && start > 0) {
-    response.writeHead(416, { "content-range": `bytes */${body.length}` }).end();
+    const headers: http.OutgoingHttpHeaders = {};
+    if (!hub.behaviour.omitUnsatisfiedRangeTotal) {
+      headers["content-range"] = `bytes */${body.length}`;
+    }
+    response.writeHead(416, headers).end();
     return;
   }
 
@@ -182,10 +200,14 @@ async function sendFromCdn(
     "content-length": String(body.length - start),
   };
   if (start > 0) headers["content-range"] = `bytes ${start}-${body.length - 1}/${body.length}`;
+  const overstated = start === 0 ? hub.behaviour.contentLengthBytes : undefined;
+  if (overstated !== undefined) headers["content-length"] = String(overstated);
+  if (start === 0 && hub.behaviour.omitContentLength) delete headers["content-length"];
   response.writeHead(start > 0 ? 206 : 200, headers);
   if (request.method === "HEAD") return void response.end();
 
   await streamBody(hub.behaviour, body.subarray(start), response);
+  if (overstated !== undefined) await closeConnection(response);
 }
 
 /** Parses `bytes=N-`, the only form the downloader sends. Any other Range header is ignored. */
@@ -221,14 +243,18 @@ async function streamBody(
   }
 
   if (dropAfter !== undefined && dropAfter < body.length) {
-    // Let the bytes written so far leave before the connection is cut.
-    const socket = response.socket;
-    if (socket) await new Promise<void>((resolve) => socket.end(resolve));
-    response.destroy();
+    await closeConnection(response);
   } else if (limit === body.length) {
     response.end();
   }
   // Otherwise the transfer stalls: the response stays open until the client or close() ends it.
+}
+
+/** Cuts the connection after the bytes written so far have left. */
+async function closeConnection(response: http.ServerResponse): Promise<void> {
+  const socket = response.socket;
+  if (socket) await new Promise<void>((resolve) => socket.end(resolve));
+  response.destroy();
 }
 
 function waitForDrain(response: http.ServerResponse): Promise<void> {

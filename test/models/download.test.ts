@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 import {
   HubUnavailableError,
+  InsufficientSpaceError,
   IntegrityError,
   ModelDownloadError,
   ModelNotFoundOnHubError,
@@ -395,6 +396,140 @@ describe("downloadModelFile", () => {
     expect(existsSync(destination)).toBe(false);
     expect((await stat(partialPath)).size).toBeGreaterThan(0);
     expect(hub.cdnRequestCount()).toBe(1);
+  });
+});
+
+describe("downloadModelFile with a wrong declared size", () => {
+  const declared = MODEL.length + 1000;
+
+  /** Leaves the first `bytes` bytes of MODEL as a partial file from an earlier run. */
+  async function leavePartial(bytes: number): Promise<void> {
+    await mkdir(path.dirname(partialPath), { recursive: true });
+    await writeFile(partialPath, MODEL.subarray(0, bytes));
+  }
+
+  function expectSizeMismatch(error: unknown, actual: number): void {
+    expect(error).toBeInstanceOf(IntegrityError);
+    expect((error as IntegrityError).check).toBe("size");
+    expect((error as IntegrityError).expected).toBe(String(declared));
+    expect((error as IntegrityError).actual).toBe(String(actual));
+    expect(existsSync(partialPath)).toBe(false);
+    expect(existsSync(destination)).toBe(false);
+  }
+
+  it("fails once when X-Linked-Size exceeds the body", async () => {
+    hub.behaviour.linkedSizeBytes = declared;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    expect(cdnRanges()).toEqual([undefined, `bytes=${MODEL.length}-`]);
+  });
+
+  it("fails once when Content-Length exceeds the body", async () => {
+    hub.behaviour.omitLinkedHeaders = true;
+    hub.behaviour.contentLengthBytes = declared;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    expect(cdnRanges()).toEqual([undefined, `bytes=${MODEL.length}-`]);
+  });
+
+  it("fails once when a 416 omits the total", async () => {
+    hub.behaviour.linkedSizeBytes = declared;
+    hub.behaviour.omitUnsatisfiedRangeTotal = true;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    expect(cdnRanges()).toEqual([undefined, `bytes=${MODEL.length}-`]);
+  });
+
+  it("restarts a stale partial file once on a 416 without total", async () => {
+    await leavePartial(MODEL.length);
+    hub.behaviour.linkedSizeBytes = declared;
+    hub.behaviour.omitUnsatisfiedRangeTotal = true;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    const resume = `bytes=${MODEL.length}-`;
+    expect(cdnRanges()).toEqual([resume, undefined, resume]);
+  });
+
+  it("fails when a 416 total matches the partial file", async () => {
+    await leavePartial(MODEL.length);
+    hub.behaviour.linkedSizeBytes = declared;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    expect(cdnRanges()).toEqual([`bytes=${MODEL.length}-`]);
+  });
+
+  it("fails when a 206 total is below X-Linked-Size", async () => {
+    await leavePartial(1000);
+    hub.behaviour.linkedSizeBytes = declared;
+
+    const error = await rejection(download());
+
+    expectSizeMismatch(error, MODEL.length);
+    expect(cdnRanges()).toEqual(["bytes=1000-"]);
+  });
+});
+
+describe("downloadModelFile free space", () => {
+  it("rejects a declared size beyond the free space", async () => {
+    // 10^15 bytes (1 PB) exceeds the free space of any disk these tests run on.
+    hub.behaviour.linkedSizeBytes = 1e15;
+
+    const error = await rejection(download());
+
+    expect(error).toBeInstanceOf(InsufficientSpaceError);
+    expect((error as Error).message).toContain("ggml-tiny.bin is 1000000000000000 bytes");
+    expect((error as Error).message).toMatch(/has \d+ bytes \([\d.]+ MB\) free/);
+    expect((error as Error).message).not.toContain(folder);
+    expect((error as InsufficientSpaceError).details.bytesWritten).toBe(0);
+    expect(hub.cdnRequestCount()).toBe(1);
+    expect(existsSync(partialPath)).toBe(false);
+  });
+
+  it.runIf(existsSync("/dev/full"))("deletes the partial file on ENOSPC", async () => {
+    // Writes to /dev/full fail with ENOSPC, as on a full disk.
+    await mkdir(path.dirname(partialPath), { recursive: true });
+    await symlink("/dev/full", partialPath);
+
+    const error = await rejection(download());
+
+    expect((error as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    await expect(lstat(partialPath)).rejects.toThrow(/ENOENT/);
+    expect(existsSync(destination)).toBe(false);
+    expect(hub.cdnRequestCount()).toBe(1);
+  });
+});
+
+describe("downloadModelFile redirects", () => {
+  it("rejects a redirect without Location", async () => {
+    hub.behaviour.redirectLocation = null;
+
+    const error = await rejection(download());
+
+    expect(error).toBeInstanceOf(ModelDownloadError);
+    expect(error).not.toBeInstanceOf(HubUnavailableError);
+    expect((error as Error).message).toMatch(/HTTP 302 redirect from .* has no Location/);
+    expect(hub.cdnRequestCount()).toBe(0);
+  });
+
+  it("rejects a redirect to a file: URL", async () => {
+    hub.behaviour.redirectLocation = "file:///etc/passwd";
+
+    const error = await rejection(download());
+
+    expect(error).toBeInstanceOf(ModelDownloadError);
+    expect(error).not.toBeInstanceOf(HubUnavailableError);
+    expect((error as Error).message).toBe("Redirect to unsupported URL scheme file:");
+    expect(existsSync(partialPath)).toBe(false);
   });
 });
 
