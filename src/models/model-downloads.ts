@@ -7,6 +7,7 @@ import type { BaseLogger } from "pino";
 import { ApiError } from "../errors.js";
 import {
   HubUnavailableError,
+  InsufficientSpaceError,
   IntegrityError,
   ModelDownloadError,
   ModelNotFoundOnHubError,
@@ -133,19 +134,21 @@ async function rejectUnlessWhisperModel(model: ModelRef, filePath: string, url: 
 }
 
 /**
- * Maps a download failure to the error the API returns. Messages name the model and the hub URL
- * but no local path, because they reach clients.
+ * Maps a download failure to the error the API returns. Only an unreachable or failing hub
+ * gets Retry-After; the other failures recur on retry and are marked not retryable. Messages
+ * name the model and the hub URL but no local path, because they reach clients.
  */
 function toApiError(error: unknown, model: ModelRef, url: string): unknown {
   if (error instanceof ApiError) return error;
 
   const byHand =
-    `Try again later, or download the file yourself and place it in the model folder ` +
-    `(MODEL_DIR) as ${model.fileName}.`;
+    `download the file yourself and place it in the model folder (MODEL_DIR) as ` +
+    `${model.fileName}.`;
   if (error instanceof HubUnavailableError) {
     return new ApiError(
       "model_unavailable",
-      `Model '${model.id}' could not be downloaded from ${url}: ${error.message}. ${byHand}`,
+      `Model '${model.id}' could not be downloaded from ${url}: ${error.message}. ` +
+        `Try again later, or ${byHand}`,
       { retryAfterSeconds: HUB_RETRY_AFTER_SECONDS, cause: error },
     );
   }
@@ -158,15 +161,24 @@ function toApiError(error: unknown, model: ModelRef, url: string): unknown {
   if (error instanceof IntegrityError) {
     return new ApiError(
       "model_unavailable",
-      `The download of model '${model.id}' from ${url} was rejected: ${error.message}`,
-      { cause: error },
+      `The download of model '${model.id}' from ${url} was rejected: ${error.message} ` +
+        `The hub serves this file with the wrong size or SHA-256, so ${byHand}`,
+      { retryable: false, cause: error },
+    );
+  }
+  if (error instanceof InsufficientSpaceError) {
+    return new ApiError(
+      "model_unavailable",
+      `Model '${model.id}' could not be downloaded: ${error.message}`,
+      { retryable: false, cause: error },
     );
   }
   if (error instanceof ModelDownloadError) {
     return new ApiError(
       "model_unavailable",
-      `Model '${model.id}' could not be downloaded from ${url}: ${error.message}. ${byHand}`,
-      { cause: error },
+      `Model '${model.id}' could not be downloaded from ${url}: ${error.message}. ` +
+        `Check HF_ENDPOINT, or ${byHand}`,
+      { retryable: false, cause: error },
     );
   }
   return fileSystemError(error, model) ?? error;
@@ -200,6 +212,14 @@ function fileSystemError(error: unknown, model: ModelRef): ApiError | undefined 
       "model_unavailable",
       `Model '${model.id}' could not be downloaded: the model folder (MODEL_DIR) is out of ` +
         "disk space.",
+      { retryable: false, cause: error },
+    );
+  }
+  if (code === "ENOTDIR" || code === "EEXIST") {
+    return new ApiError(
+      "model_unavailable",
+      `Model '${model.id}' could not be downloaded: the model folder (MODEL_DIR) is not a ` +
+        `folder (${code}).`,
       { retryable: false, cause: error },
     );
   }

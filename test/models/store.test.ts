@@ -228,6 +228,53 @@ describe("ModelStore.ensure", () => {
   });
 });
 
+describe("ModelStore permanent download failures", () => {
+  it.each([
+    ["a body shorter than X-Linked-Size", { linkedSizeBytes: 10_000_000 }, /size is \d+ but/],
+    ["a corrupted body", { corruptBody: true }, /SHA-256/],
+    ["a redirect without Location", { redirectLocation: null }, /has no Location/],
+    ["a redirect to a file: URL", { redirectLocation: "file:///x" }, /scheme file:/],
+    ["a redirect loop", { relativeRedirects: 6 }, /redirected more than 5 times/],
+    ["a declared size beyond the free space", { linkedSizeBytes: 1e15 }, /1000000000000000/],
+  ])("rejects %s as not retryable", async (_case, behaviour, message) => {
+    Object.assign(hub.behaviour, behaviour);
+    const store = createStore();
+
+    const error = await rejection(store.ensure(store.resolve("tiny.en")));
+
+    expect(error.status).toBe(503);
+    expect(error.code).toBe("model_unavailable");
+    expect(error.retryable).toBe(false);
+    expect(error.retryAfterSeconds).toBeUndefined();
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toMatch(/try again/i);
+    expect(error.message).not.toContain(modelDir);
+    expect(await readdir(modelDir)).toEqual([]);
+  });
+
+  it("fails once on a body shorter than X-Linked-Size", async () => {
+    hub.behaviour.linkedSizeBytes = 10_000_000;
+    const store = createStore();
+
+    await rejection(store.ensure(store.resolve("tiny.en")));
+
+    expect(hub.cdnRequestCount()).toBe(2);
+  });
+
+  it("rejects a MODEL_DIR that is a file as not retryable", async () => {
+    const file = path.join(modelDir, "not-a-folder");
+    await writeFile(file, "");
+    const store = new ModelStore(file, "base", { downloadPolicy: "known", hubEndpoint: hub.url });
+
+    const error = await rejection(store.ensure(store.resolve("tiny.en")));
+
+    expect(error.status).toBe(503);
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain("the model folder (MODEL_DIR) is not a folder");
+    expect(error.message).not.toContain(modelDir);
+  });
+});
+
 describe("ModelStore download policy", () => {
   it("allows no downloads when off", async () => {
     const store = createStore({ downloadPolicy: "off" });
