@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // earshot's command line: `earshot models pull|list|rm`, on the same model folder and
 // environment variables as the server.
+import { constants } from "node:fs";
+import { access, mkdir, stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 
 import { ConfigError, loadConfig, type Config } from "./config.js";
-import { ApiError } from "./errors.js";
 import type { ModelLog } from "./models/model-downloads.js";
 import type { DownloadProgress } from "./models/progress.js";
 import { createModelStore, type ModelStore } from "./models/store.js";
@@ -22,9 +23,11 @@ the file even while a running server has the model loaded; the server keeps usin
 memory until it unloads it.
 
 Settings come from the server's environment variables: MODEL_DIR, HF_ENDPOINT,
-DOWNLOAD_CONNECT_TIMEOUT_MS, DOWNLOAD_STALL_TIMEOUT_MS.
+DOWNLOAD_CONNECT_TIMEOUT_MS, DOWNLOAD_STALL_TIMEOUT_MS. EARSHOT_DEBUG=1 adds stack traces
+to error messages.
 
-Exit status: 0 on success, 1 when a model command fails, 2 for usage or configuration errors.`;
+Exit status: 0 on success, 1 when a model command fails, 2 for usage or configuration errors,
+such as a MODEL_DIR that is not a usable folder.`;
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -58,6 +61,11 @@ async function main(argv: string[]): Promise<number> {
 
   const config = readConfig();
   if (!config) return EXIT_USAGE;
+  const problem = await modelDirProblem(config.modelDir, commandName === "pull");
+  if (problem) {
+    console.error(`earshot: MODEL_DIR=${config.modelDir} ${problem}`);
+    return EXIT_USAGE;
+  }
   // The operator asked for these models by name, so pull may fetch any valid id.
   const store = createModelStore({ ...config, downloadPolicy: "any" }, warningLog);
   return command(store, names);
@@ -70,6 +78,33 @@ function readConfig(): Config | undefined {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);
     return undefined;
+  }
+}
+
+const NOT_A_FOLDER =
+  "is not a folder. Set MODEL_DIR to a folder, or to a path where one can be created.";
+
+/**
+ * Returns why MODEL_DIR cannot hold models, or undefined when it can. For `pull` the folder is
+ * created and must be writable. For `list` and `rm` a missing folder is an empty one.
+ */
+async function modelDirProblem(
+  modelDir: string,
+  forWriting: boolean,
+): Promise<string | undefined> {
+  try {
+    if (forWriting) await mkdir(modelDir, { recursive: true });
+    if (!(await stat(modelDir)).isDirectory()) return NOT_A_FOLDER;
+    if (forWriting) await access(modelDir, constants.W_OK);
+    return undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && !forWriting) return undefined;
+    if (code === "EEXIST" || code === "ENOTDIR") return NOT_A_FOLDER;
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+      return `is not writable (${code}). Set MODEL_DIR to a folder that earshot may write to.`;
+    }
+    throw error;
   }
 }
 
@@ -125,13 +160,18 @@ async function rm(store: ModelStore, names: string[]): Promise<number> {
   return status;
 }
 
-/** Prints the error for one model and returns the exit status it gives. */
+/** Prints the error for one model on one line and returns the exit status it gives. */
 function reportFailure(action: string, error: unknown): number {
-  if (error instanceof ApiError) {
-    console.error(`earshot models ${action} failed: ${error.message}`);
-    return EXIT_FAILED;
-  }
-  throw error;
+  console.error(`earshot models ${action} failed: ${describeError(error)}`);
+  return EXIT_FAILED;
+}
+
+/** Returns the error's message on one line, followed by its stack when EARSHOT_DEBUG is set. */
+function describeError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const line = message.replace(/\s*\n\s*/g, " ");
+  const stack = process.env.EARSHOT_DEBUG && error instanceof Error ? error.stack : undefined;
+  return stack ? `${line}\n${stack}` : line;
 }
 
 /** A cli-progress bar on stderr, started by the first progress report that has a size. */
@@ -205,7 +245,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = status;
   },
   (error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    console.error(`earshot: ${describeError(error)}`);
     process.exitCode = EXIT_FAILED;
   },
 );

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
@@ -99,6 +99,62 @@ describe("earshot models pull", () => {
     expect(result.stderr).toContain("earshot models pull tiny.en failed");
     expect(result.stderr).toContain(`${endpoint}/ggerganov/whisper.cpp/resolve/main/`);
     expect(result.stderr).toContain("(MODEL_DIR) as ggml-tiny.en.bin");
+  });
+
+  it("exits 1 naming sizes when the disk is too small", async () => {
+    // 10^15 bytes (1 PB) exceeds the free space of any disk these tests run on.
+    hub.behaviour.linkedSizeBytes = 1e15;
+
+    const result = await earshot(["models", "pull", "tiny.en"]);
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("ggml-tiny.en.bin is 1000000000000000 bytes");
+    expect(result.stderr).toMatch(/file system has \d+ bytes \([\d.]+ MB\) free/);
+    expect(existsSync(`${installedPath()}.part`)).toBe(false);
+  });
+
+  it("exits 2 when MODEL_DIR is a file", async () => {
+    const file = path.join(modelDir, "not-a-folder");
+    await writeFile(file, "");
+
+    const result = await earshot(["models", "pull", "tiny.en"], { MODEL_DIR: file });
+
+    expect(result.status).toBe(2);
+    expect(result.stderr).toBe(
+      `earshot: MODEL_DIR=${file} is not a folder. Set MODEL_DIR to a folder, or to a path ` +
+        "where one can be created.\n",
+    );
+    expect(hub.requests).toEqual([]);
+  });
+
+  it("exits 2 when MODEL_DIR is below a file", async () => {
+    const file = path.join(modelDir, "not-a-folder");
+    await writeFile(file, "");
+
+    const result = await earshot(["models", "list"], { MODEL_DIR: path.join(file, "models") });
+
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/^earshot: MODEL_DIR=\S+ is not a folder\./);
+  });
+
+  it("exits 1 on one line for an unexpected error", async () => {
+    // A folder where the model file belongs makes the final rename fail with EISDIR.
+    await mkdir(installedPath());
+
+    const result = await earshot(["models", "pull", "tiny.en"]);
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^earshot models pull tiny\.en failed: EISDIR/m);
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+  });
+
+  it("prints the stack when EARSHOT_DEBUG is set", async () => {
+    await mkdir(installedPath());
+
+    const result = await earshot(["models", "pull", "tiny.en"], { EARSHOT_DEBUG: "1" });
+
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^\s+at /m);
   });
 
   it("exits 1 for a name that escapes MODEL_DIR", async () => {
