@@ -94,9 +94,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
  */
 function closeConnectionsWhileStopping(app: FastifyInstance): void {
   let stopping = false;
+  let idleSweep: NodeJS.Timeout | undefined;
   app.addHook("preClose", async () => {
     stopping = true;
+    // A streamed response bypasses onSend, so its keep-alive socket turns idle without the
+    // header; closing idle sockets as they appear lets the stop finish anyway.
+    idleSweep = setInterval(() => app.server.closeIdleConnections(), 250).unref();
   });
+  app.addHook("onClose", async () => clearInterval(idleSweep));
   app.addHook("onRequest", async () => {
     if (stopping) {
       throw new ApiError("shutting_down", "The server is shutting down. Retry the request.", {

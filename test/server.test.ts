@@ -147,6 +147,29 @@ describe("server process", () => {
   });
 });
 
+describe("server process stop", () => {
+  it("exits soon after a stream on a keep-alive connection ends", async () => {
+    const server = spawnServer({ API_KEY: undefined, SHUTDOWN_GRACE_SECONDS: "30" });
+    const baseUrl = await server.listening;
+    const form = new FormData();
+    form.append("model", "whisper-1");
+    form.append("stream", "true");
+    form.append("file", new Blob([await readFile(SPEECH_FIXTURE)]), "speech.wav");
+
+    const response = await fetch(`${baseUrl}/v1/audio/transcriptions`, {
+      method: "POST",
+      body: form,
+    });
+    const stoppedAt = Date.now();
+    server.child.kill("SIGTERM");
+    const events = await response.text();
+
+    expect(events).toContain("transcript.text.done");
+    expect(await server.exited).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(10_000);
+  });
+});
+
 describe("server process cleanup", () => {
   let uploadRoot: string;
 

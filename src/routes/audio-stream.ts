@@ -39,6 +39,8 @@ export async function streamTranscription(
   }
   await context.cleanUp();
   stream.end();
+  // A hijacked reply skips Fastify's "request completed" line.
+  context.log.info({ responseTime: reply.elapsedTime }, "stream completed");
   return reply;
 }
 
