@@ -45,7 +45,9 @@ async function handleAudioRequest(
     service.scheduler.assertCapacity();
     const { audioRequest, file } = await readAudioRequest(request, folder, task);
     // The upload goes as soon as it is decoded, not when a long transcription ends.
-    const context = { log: request.log, signal: disconnect.signal, onDecoded: cleanUp };
+    // The disconnect listener stays until the response, so a client that leaves later is seen.
+    const onDecoded = () => folder.remove();
+    const context = { log: request.log, signal: disconnect.signal, onDecoded };
 
     if (audioRequest.stream) {
       return await streamTranscription(reply, service, audioRequest, file, { ...context, cleanUp });

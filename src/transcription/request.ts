@@ -82,13 +82,20 @@ export function parseAudioRequest(fields: Map<string, string[]>, task: Task): Au
       { param: "timestamp_granularities" },
     );
   }
+  // Translations take no stream field, so it is ignored there like any unknown field.
+  const stream = task === "transcribe" && fieldsValue.stream;
   // Stream events carry plain text deltas, which only the json and text formats are.
-  if (fieldsValue.stream && !["json", "text"].includes(fieldsValue.response_format)) {
+  if (stream && !["json", "text"].includes(fieldsValue.response_format)) {
     throw new ApiError(
       "invalid_request",
       "stream=true requires response_format json or text.",
       { param: "response_format" },
     );
+  }
+  if (stream && fieldsValue.include.length > 0) {
+    throw new ApiError("invalid_request", "include[]=logprobs is not available with stream=true.", {
+      param: "include",
+    });
   }
   if (fieldsValue.include.length > 0 && fieldsValue.response_format !== "json") {
     throw new ApiError("invalid_request", "include[]=logprobs requires response_format json.", {
@@ -105,6 +112,6 @@ export function parseAudioRequest(fields: Map<string, string[]>, task: Task): Au
     temperature: fieldsValue.temperature,
     wordTimestamps,
     logprobs: fieldsValue.include.includes("logprobs"),
-    stream: task === "transcribe" && fieldsValue.stream,
+    stream,
   };
 }

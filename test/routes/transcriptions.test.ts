@@ -205,6 +205,7 @@ describe("POST /v1/audio/transcriptions with bad input", () => {
     ["a prompt over the length limit", { prompt: "word ".repeat(1000) }, "prompt"],
     ["stream with a subtitle format", { stream: "true", response_format: "srt" }, "response_format"],
     ["stream with verbose_json", { stream: "true", response_format: "verbose_json" }, "response_format"],
+    ["stream with logprobs", { stream: "true", "include[]": "logprobs" }, "include"],
   ])("rejects %s with 400", async (_case, fields, param) => {
     const response = await transcribe({ model: "whisper-1", ...fields });
 
@@ -403,6 +404,17 @@ describe("POST /v1/audio/translations", () => {
     );
 
     expect(response.statusCode).toBe(200);
+  });
+
+  it("ignores stream with a subtitle format, as translations take no stream", async () => {
+    const response = await transcribe(
+      { model: "whisper-1", stream: "true", response_format: "srt" },
+      tone,
+      "/v1/audio/translations",
+    );
+
+    expect(response.statusCode).toBe(200);
+    expect(response.headers["content-type"]).toBe("text/plain; charset=utf-8");
   });
 
   it("ignores language and stream, which translations do not take", async () => {
