@@ -6,6 +6,7 @@
 // recently used idle model unloads. A model that a job uses is never unloaded. smart-whisper's
 // own offload timer and model manager are not used: the timer keeps the process alive and counts
 // from the start of a job instead of its end.
+import { existsSync } from "node:fs";
 import type { FastifyBaseLogger } from "fastify";
 import { ApiError } from "../errors.js";
 import { InvalidModelFileError, inspectModelFile, type ModelFileInfo } from "../models/ggml-file.js";
@@ -193,6 +194,15 @@ export class ModelPool {
     try {
       info = await inspectModelFile(filePath);
     } catch (error) {
+      if (error instanceof InvalidModelFileError && !existsSync(filePath)) {
+        // Deleted between the request's lookup and the load, e.g. by `earshot models rm`.
+        this.log.info({ model: id }, "model file was deleted before it could load");
+        throw new ApiError(
+          "model_not_found",
+          `The model '${id}' was deleted while the request waited. Install it again.`,
+          { param: "model", cause: error },
+        );
+      }
       if (error instanceof InvalidModelFileError) {
         this.log.error({ err: error, model: id }, "model file is invalid");
         throw new ApiError(

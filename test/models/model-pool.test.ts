@@ -196,4 +196,21 @@ describe("ModelPool.unload", () => {
       await rm(folder, { recursive: true, force: true });
     }
   });
+
+  it("reports a file deleted before loading as not found", async () => {
+    const folder = await temporaryModelDir();
+    const pool = createPool();
+    const lease = pool.lease("gone", path.join(folder, "ggml-gone.bin"));
+
+    try {
+      const error = await lease.load().catch((thrown: unknown) => thrown);
+
+      expect(error).toBeInstanceOf(ApiError);
+      expect((error as ApiError).status).toBe(404);
+      expect((error as ApiError).code).toBe("model_not_found");
+    } finally {
+      lease.release();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
 });
