@@ -39,7 +39,7 @@ const environmentSchema = z.object({
   DOWNLOAD_CONNECT_TIMEOUT_MS: positiveInteger.default(5_000),
   DOWNLOAD_STALL_TIMEOUT_MS: positiveInteger.default(30_000),
   MAX_UPLOAD_BYTES: positiveInteger.default(26_214_400),
-  MAX_AUDIO_SECONDS: positiveInteger.default(4 * 60 * 60),
+  MAX_AUDIO_SECONDS: positiveInteger.default(2 * 60 * 60),
   WHISPER_THREADS: positiveInteger.optional(),
   MAX_CONCURRENT_JOBS: positiveInteger.optional(),
   MAX_QUEUED_JOBS: z.coerce.number().int().min(0).default(32),

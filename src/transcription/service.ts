@@ -59,7 +59,7 @@ export async function transcribeFile(
   const lease = service.pool.lease(model.id, model.filePath);
   try {
     // Decoding runs inside the job's slot: a waiting job holds only its upload on disk, never
-    // its decoded samples (0.9 GB for 4 hours of audio), and at most one ffmpeg runs per slot.
+    // its decoded samples (0.46 GB for 2 hours of audio), and at most one ffmpeg runs per slot.
     const estimatedSeconds = estimateAudioSeconds(file.sizeBytes);
     return await service.scheduler.run(estimatedSeconds, context.signal, async () => {
       const audio = await decodeAudio(file.path, {
