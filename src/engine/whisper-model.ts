@@ -136,7 +136,7 @@ export class WhisperModel {
       // NOTE: smart-whisper 0.8.1 reads each new segment from the whisper state on the main
       // thread while whisper_full may still append to it on the worker thread (its OnProgress).
       // No failure was seen in hundreds of requests; a fix needs the binding to copy segments
-      // on the worker thread. The binding reads them whether or not a callback is passed.
+      // on the worker thread. The binding requires a progress callback, so it always reads them.
       loadAddon().transcribe(
         this.native.handle,
         samples,
