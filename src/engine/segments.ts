@@ -45,7 +45,7 @@ export function toSegment(
   const tokens = native.tokens ?? [];
   return {
     id,
-    // Whisper's seek is the window offset in 10 ms mel frames; whisper.cpp does not expose its
+    // Whisper's seek is the window offset in 10 ms mel frames. whisper.cpp does not expose its
     // windows, so this is the frame where the segment starts.
     seek: Math.floor(start * 100),
     start,

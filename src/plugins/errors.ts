@@ -101,7 +101,7 @@ export function handleError(
   options: ErrorHandlerOptions,
 ): FastifyReply {
   if (reply.raw.destroyed) {
-    // The client went away: its queued job was dropped and ffmpeg stopped; nobody is listening.
+    // The client went away, so its queued job was dropped, ffmpeg stopped, and no reply is sent.
     request.log.info({ err: error }, "client closed the connection before the response");
     return reply;
   }
@@ -133,7 +133,7 @@ async function errorsPlugin(app: FastifyInstance, options: ErrorHandlerOptions):
 
 export default fp(errorsPlugin, { name: "earshot-errors" });
 
-/** The path without its query string, cut to 100 characters for the message. */
+/** Returns the path without its query string, cut to 100 characters for the message. */
 function routePath(url: string): string {
   return shorten(url.split("?")[0] ?? "");
 }
