@@ -15,20 +15,33 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { arch } from "node:os";
 import path from "node:path";
+import { patchSegmentSnapshots } from "./engine/segment-snapshots.mjs";
 
 const require = createRequire(import.meta.url);
 const packageDir = path.dirname(require.resolve("smart-whisper/package.json"));
 const addonPath = path.join(packageDir, "build/Release/smart-whisper.node");
 const stampPath = path.join(packageDir, "build/earshot-flags.json");
 
-// x86-64-v3 (AVX2, FMA, F16C) runs on every x86_64 CPU since 2015 and, unlike -march=native,
-// produces a binary that can be copied to another machine.
+// x86-64-v3 (AVX2, FMA, F16C) runs on Intel Haswell, AMD Excavator and later CPUs and, unlike
+// -march=native, produces a binary that can be copied to another machine.
 const portableFlags = { x64: "-march=x86-64-v3", arm64: "" }[arch()] ?? "";
 const cflags = (process.env.WHISPER_CFLAGS ?? `${portableFlags} -DNDEBUG`).trim();
 const byol = process.env.BYOL ?? "";
-const stamp = JSON.stringify({ cflags, byol, node: process.versions.modules });
+// Bumped whenever the edits to the binding's sources change, so installs rebuild.
+const BINDING_EDITS_VERSION = 1;
+const stamp = JSON.stringify({
+  cflags,
+  byol,
+  node: process.versions.modules,
+  edits: BINDING_EDITS_VERSION,
+});
+// Freshly edited sources always need a build, whatever the stamp says.
+const sourcesEdited = patchSegmentSnapshots(packageDir);
+if (sourcesEdited) console.log("Edited smart-whisper to copy segments on the worker thread");
 
-if (existsSync(addonPath) && existsSync(stampPath) && readFileSync(stampPath, "utf8") === stamp) {
+const upToDate = existsSync(addonPath) && existsSync(stampPath) &&
+  readFileSync(stampPath, "utf8") === stamp;
+if (!sourcesEdited && upToDate) {
   console.log(`smart-whisper is already built with "${cflags}"`);
   process.exit(0);
 }

@@ -376,6 +376,23 @@ describe("POST /v1/audio/transcriptions with stream=true", () => {
     expect(deltas.map((event) => event.delta).join("").trim()).toBe(done.text);
   });
 
+  it("sends one delta per segment of the whole transcript", async () => {
+    // Long enough for windows that yield several segments at once.
+    const long = await audio.tone("stream-long.wav", 75, 300);
+    const verbose = await transcribe({ model: "whisper-1", response_format: "verbose_json" }, long);
+    const streamed = await transcribe({ model: "whisper-1", stream: "true" }, long);
+
+    const segments = verbose.json().segments as { text: string }[];
+    const deltas = streamed.body
+      .split("\n\n")
+      .filter(Boolean)
+      .map((frame) => JSON.parse(frame.slice("data: ".length)))
+      .filter((event) => event.type === "transcript.text.delta");
+    expect(segments.length).toBeGreaterThan(1);
+    expect(deltas).toHaveLength(segments.length);
+    expect(deltas.map((event) => event.delta).join("").trim()).toBe(verbose.json().text);
+  });
+
   it("answers a bad upload with an ordinary 400 before the stream starts", async () => {
     const response = await transcribe({ model: "whisper-1", stream: "true" }, Buffer.from("nope"));
 
