@@ -35,7 +35,7 @@ const stamp = JSON.stringify({
   node: process.versions.modules,
   edits: BINDING_EDITS_VERSION,
 });
-// Freshly edited sources always need a build, whatever the stamp says.
+// Freshly edited sources always need a build, whatever the stamp records.
 const sourcesEdited = patchSegmentSnapshots(packageDir);
 if (sourcesEdited) console.log("Edited smart-whisper to copy segments on the worker thread");
 
@@ -71,7 +71,7 @@ function findNpmNodeGyp() {
   ];
   const found = candidates.find((candidate) => existsSync(candidate));
   if (!found) {
-    console.error("node-gyp was not found: run this script through `npm install` or `npm rebuild`.");
+    console.error("node-gyp was not found: run this script through `npm install` or `npm run postinstall`.");
     process.exit(1);
   }
   return found;

@@ -1,10 +1,10 @@
 // Makes smart-whisper 0.8.1 copy each new segment on the worker thread.
 //
-// The binding's progress callback sends only a segment index to the main thread, which then
-// reads that segment from the whisper state while whisper_full may still be appending segments
-// to the same vector on the worker thread: a data race that can read freed memory. These edits
-// copy each new segment inside whisper.cpp's callback, on the worker thread where the state is
-// consistent, and build the JavaScript objects from the copy.
+// The binding's progress callback sends only a segment index to the main thread. The main thread
+// then reads that segment from the whisper state while whisper_full may still be appending
+// segments to the same vector on the worker thread, a data race that can read freed memory.
+// These edits copy each new segment inside whisper.cpp's callback, on the worker thread where
+// the state is consistent, and build the JavaScript objects from the copy.
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
