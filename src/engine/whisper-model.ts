@@ -133,10 +133,9 @@ export class WhisperModel {
     if (this.native.freed) throw new Error(`model ${this.name} was unloaded before the job ran`);
     return new Promise((resolve, reject) => {
       // The addon reports a failed whisper_full by passing an Error to the finish callback.
-      // NOTE: smart-whisper 0.8.1 reads each new segment from the whisper state on the main
-      // thread while whisper_full may still append to it on the worker thread (its OnProgress).
-      // No failure was seen in hundreds of requests; a fix needs the binding to copy segments
-      // on the worker thread. The binding requires a progress callback, so it always reads them.
+      // Segments reach onSegment as copies made on the worker thread: the install edits the
+      // binding so (scripts/engine/segment-snapshots.mjs), since as published it reads the
+      // whisper state on the main thread while whisper_full may still be writing it.
       loadAddon().transcribe(
         this.native.handle,
         samples,
