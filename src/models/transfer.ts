@@ -110,7 +110,9 @@ async function openBody(
   if (response.status === 200 && partial.bytes > 0) await partial.discard();
   if (response.status === 206) {
     checkRangeStart(response, partial.bytes, settings.url);
-    await checkRangeTotal(response, expected.size, partial, settings.url);
+    // Without X-Linked-Size, the size an earlier response of this download declared counts.
+    const declaredSize = expected.size ?? history.declaredSize;
+    await checkRangeTotal(response, declaredSize, partial, settings.url);
   }
   expected.size ??= sizeFromResponse(response);
   history.declaredSize = expected.size ?? history.declaredSize;
