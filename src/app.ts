@@ -88,9 +88,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 }
 
 /**
- * Once `close()` has begun, new requests get 503 `shutting_down` (the SDK retries it, reaching
- * another instance), and responses carry `Connection: close`, so a keep-alive client does not
- * hold its socket open and the server can stop as soon as running requests end.
+ * Once `close()` has begun, new requests get 503 `shutting_down`, which the SDK retries against
+ * another instance. Responses carry `Connection: close`, so no keep-alive client keeps its
+ * socket open, and the server stops as soon as running requests end.
  */
 function closeConnectionsWhileStopping(app: FastifyInstance): void {
   let stopping = false;

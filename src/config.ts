@@ -59,7 +59,7 @@ export interface Config {
   apiKeys: string[];
   host: string;
   port: number;
-  /** Absolute path of the folder that holds `ggml-NAME.bin` model files. */
+  /** Absolute path of the folder that contains the `ggml-NAME.bin` model files. */
   modelDir: string;
   defaultModel: string;
   /** Download policy for missing models: none, whisper.cpp's published ones, or any. */

@@ -117,7 +117,7 @@ describe("server process", () => {
         }
       });
       socket.on("error", reject);
-      // Only the headers go out: a server that waited for the body would never answer.
+      // Only the headers go out, so a server that waited for the body would never respond.
       socket.write(
         "POST /v1/audio/transcriptions HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
           "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 20000000\r\n\r\n",

@@ -3,7 +3,7 @@
 // as one second less of audio, so a long job is never passed over indefinitely.
 import { ApiError } from "../errors.js";
 
-/** Seconds a client is told to wait after a 429. */
+/** Seconds a client should wait after a 429, sent as Retry-After. */
 const RETRY_AFTER_SECONDS = 5;
 
 interface QueuedJob {

@@ -81,7 +81,7 @@ export function toWords(native: NativeSegment, durationSeconds: number): Word[] 
     .filter((word) => word.word.length > 0);
 }
 
-/** The text tokens of a segment with their log probabilities. */
+/** Returns the text tokens of a segment with their log probabilities. */
 export function toTokenLogprobs(native: NativeSegment): TokenLogprob[] {
   return (native.tokens ?? []).filter(isTextToken).map((token) => ({
     token: token.text,

@@ -101,7 +101,7 @@ export class WhisperModel {
 
   private nativeParams(options: TranscribeOptions, language: string): Partial<NativeParams> {
     const { beamSize, threadsPerJob, temperatureFallback, maxSegmentTokens } = this.settings;
-    // OpenAI's API raises the temperature only when the request asks for 0.
+    // OpenAI's API raises the temperature only when the requested temperature is 0.
     const fallback = temperatureFallback && options.temperature === 0;
     const params: Partial<NativeParams> = {
       strategy: beamSize > 1 ? 1 : 0,

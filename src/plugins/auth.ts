@@ -8,7 +8,7 @@ export interface AuthOptions {
   apiKeys: string[];
 }
 
-/** Routes that answer without a key: the health check, for load balancers and probes. */
+/** Routes served without a key: the health check, for load balancers and probes. */
 function isPublic(request: FastifyRequest): boolean {
   return request.routeOptions.url === "/health";
 }

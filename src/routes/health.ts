@@ -6,7 +6,7 @@ export interface HealthOptions {
   authEnabled: boolean;
 }
 
-/** GET /health: answers without a key, and tells which code runs and whether auth is on. */
+/** GET /health: served without a key; returns which code runs and whether auth is on. */
 export async function healthRoutes(app: FastifyInstance, options: HealthOptions): Promise<void> {
   app.get("/health", async () => ({
     status: "ok",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError } from "../../src/errors.js";
 import { JobScheduler } from "../../src/engine/scheduler.js";
 
-/** A job whose end the test controls. */
+/** Creates a job whose end the test controls. */
 function controlledJob() {
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));

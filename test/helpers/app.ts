@@ -58,7 +58,7 @@ export async function buildTestApp(
   return { app, config, logs };
 }
 
-/** A multipart body for `inject`, built with the platform's FormData. */
+/** Builds a multipart body for `inject` with the platform's FormData. */
 export async function multipartBody(
   fields: Record<string, string | string[]>,
   file?: { content: Buffer; filename?: string; contentType?: string; fieldName?: string },

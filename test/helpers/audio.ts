@@ -26,7 +26,7 @@ export class AudioWorkspace {
     return readFile(output);
   }
 
-  /** A sine tone as 16 kHz mono WAV. */
+  /** Writes a sine tone as 16 kHz mono WAV and returns its bytes. */
   tone(name: string, seconds: number, frequency = 440): Promise<Buffer> {
     return this.ffmpeg(name, [
       "-f", "lavfi", "-i", `sine=frequency=${frequency}:duration=${seconds}`,
